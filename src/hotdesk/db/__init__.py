@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy 2 rows, engine set-up, Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Pure decisions of hotdesk: no database, HTTP or platform SDK imports here."""

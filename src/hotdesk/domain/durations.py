@@ -1,0 +1,50 @@
+"""ISO 8601 durations (``PT30M``, ``P1DT2H``) as used for retention."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+(?:[.,]\d+)?)W)?(?:(?P<days>\d+(?:[.,]\d+)?)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+(?:[.,]\d+)?)H)?(?:(?P<minutes>\d+(?:[.,]\d+)?)M)?"
+    r"(?:(?P<seconds>\d+(?:[.,]\d+)?)S)?)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse an ISO 8601 duration of weeks, days, hours, minutes and seconds.
+
+    Years and months are refused because their length is ambiguous.
+    """
+    match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 duration such as PT30M, PT4H or P1D "
+            "(years and months are not accepted)"
+        )
+    parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+def format_duration(value: timedelta) -> str:
+    """Format a duration the canonical ISO 8601 way (``PT1H30M``, ``PT0S``)."""
+    total = value.total_seconds()
+    if total < 0:
+        raise ValueError("durations are never negative")
+    days, rest = divmod(int(total), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = total - int(total)
+    out = "P" + (f"{days}D" if days else "")
+    time = ""
+    if hours:
+        time += f"{hours}H"
+    if minutes:
+        time += f"{minutes}M"
+    if seconds or fraction:
+        sec = seconds + fraction
+        time += f"{sec:g}S"
+    if time:
+        out += "T" + time
+    return out if out != "P" else "PT0S"

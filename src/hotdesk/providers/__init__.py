@@ -1,0 +1,1 @@
+"""Platform drivers: the contract, the registry, the guard and one package per platform."""

@@ -1,0 +1,107 @@
+"""The guarded driver the reconciler sees: timeouts, a concurrency cap and typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from hotdesk.domain.errors import ProviderError, TemporaryError
+from hotdesk.providers.base import (
+    ConsoleEndpoint,
+    CreateRequest,
+    DeleteProgress,
+    Instance,
+    InstanceRef,
+    PowerAction,
+    Provider,
+    ProviderHealth,
+)
+
+T = TypeVar("T")
+
+
+@dataclass
+class CallStats:
+    """Counters of the calls made through a guard (for health and metrics)."""
+
+    calls: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_latency: float = 0.0
+    by_method: dict[str, int] = field(default_factory=dict)
+
+
+class GuardedProvider:
+    """Wraps a driver: every call has a timeout, at most ``max_calls`` run at once, and any
+    unexpected exception becomes a ``TemporaryError`` so one bad driver never kills a pass."""
+
+    def __init__(self, driver: Provider, *, timeout: float = 120.0, max_calls: int = 16) -> None:
+        self.driver = driver
+        self.kind = driver.kind
+        self.timeout = timeout
+        self._slots = asyncio.Semaphore(max_calls)
+        self.stats = CallStats()
+
+    async def _call(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+        self.stats.calls += 1
+        self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
+        started = time.perf_counter()
+        try:
+            async with self._slots:
+                return await asyncio.wait_for(make(), timeout=self.timeout)
+        except ProviderError as exc:
+            self._failed(exc)
+            raise
+        except TimeoutError as exc:
+            err = TemporaryError(f"{self.kind}.{method} timed out after {self.timeout:.0f}s")
+            self._failed(err)
+            raise err from exc
+        except Exception as exc:
+            err = TemporaryError(f"{self.kind}.{method} failed: {type(exc).__name__}: {exc}")
+            self._failed(err)
+            raise err from exc
+        finally:
+            self.stats.last_latency = time.perf_counter() - started
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = str(exc)
+
+    async def check(self) -> ProviderHealth:
+        """See ``Provider.check``."""
+        return await self._call("check", self.driver.check)
+
+    async def create_desktop(self, req: CreateRequest) -> Instance:
+        """See ``Provider.create_desktop``."""
+        return await self._call("create_desktop", lambda: self.driver.create_desktop(req))
+
+    async def get_desktop(self, ref: InstanceRef) -> Instance | None:
+        """See ``Provider.get_desktop``."""
+        return await self._call("get_desktop", lambda: self.driver.get_desktop(ref))
+
+    async def list_desktops(self, *, owner: str) -> list[Instance]:
+        """See ``Provider.list_desktops``."""
+        return await self._call("list_desktops", lambda: self.driver.list_desktops(owner=owner))
+
+    async def delete_desktop(self, ref: InstanceRef) -> DeleteProgress:
+        """See ``Provider.delete_desktop``."""
+        return await self._call("delete_desktop", lambda: self.driver.delete_desktop(ref))
+
+    async def power(self, ref: InstanceRef, action: PowerAction) -> None:
+        """See ``Provider.power``."""
+        await self._call("power", lambda: self.driver.power(ref, action))
+
+    async def console(self, ref: InstanceRef) -> ConsoleEndpoint:
+        """See ``Provider.console``."""
+        return await self._call("console", lambda: self.driver.console(ref))
+
+    async def console_log(self, ref: InstanceRef) -> str:
+        """See ``Provider.console_log``."""
+        return await self._call("console_log", lambda: self.driver.console_log(ref))
+
+    async def close(self) -> None:
+        """Close the wrapped driver."""
+        await self.driver.close()

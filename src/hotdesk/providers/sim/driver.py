@@ -1,0 +1,166 @@
+"""The ``sim`` driver: implements the whole contract against a ``SimPlatform``."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import ClassVar
+
+from pydantic import BaseModel, Field
+
+from hotdesk.domain.errors import PermanentError, TemporaryError
+from hotdesk.domain.names import TAG_BROKER, TAG_DESKTOP
+from hotdesk.providers.base import (
+    ConsoleEndpoint,
+    CreateRequest,
+    DeleteProgress,
+    Instance,
+    InstanceRef,
+    InstanceStatus,
+    PowerAction,
+    ProviderHealth,
+)
+from hotdesk.providers.sim.platform import SimPlatform, SimVm
+
+
+class SimConfig(BaseModel):
+    """Settings of the simulator (latencies in seconds)."""
+
+    platform: str = Field(default="default", description="name of the simulated platform")
+    create_latency: float = Field(default=0.0, ge=0)
+    boot_latency: float = Field(default=0.0, ge=0)
+    delete_latency: float = Field(default=0.0, ge=0)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
+    outage: bool = False
+    networks: list[str] = Field(default_factory=lambda: ["default"])
+    datastores: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    seed: int = 0
+
+
+class SimProvider:
+    """SIMULATED platform driver (kind ``sim``): no real VM is ever created."""
+
+    kind: ClassVar[str] = "sim"
+    config_model: ClassVar[type[BaseModel]] = SimConfig
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.platform = SimPlatform.named(config.platform)
+        self.platform.failure_rate = config.failure_rate
+        self.platform.random.seed(config.seed)
+        if config.outage:
+            self.platform.outage = True
+
+    def _check_outage(self) -> None:
+        if self.platform.outage:
+            raise TemporaryError("simulated platform outage", delay=1.0)
+
+    async def check(self) -> ProviderHealth:
+        """Report the simulator as healthy unless its outage switch is on."""
+        if self.platform.outage:
+            return ProviderHealth(ok=False, detail="simulated outage", facts={"simulator": True})
+        return ProviderHealth(
+            ok=True,
+            detail="simulator (no real VMs)",
+            facts={"simulator": True, "vms": len(self.platform.vms)},
+        )
+
+    async def create_desktop(self, req: CreateRequest) -> Instance:
+        """Create a simulated VM, or return the existing one with the same name and tags."""
+        self._check_outage()
+        self.platform.create_calls.append((req.name, time.perf_counter()))
+        existing = self.platform.vms.get(req.name)
+        if existing is not None:
+            if existing.tags.get(TAG_DESKTOP) != req.tags.get(TAG_DESKTOP):
+                raise PermanentError(f"a VM named {req.name!r} belongs to another desktop")
+            return _instance(existing, self.platform.clock())
+        if self.config.create_latency:
+            await asyncio.sleep(self.config.create_latency)
+        self._check_outage()
+        if self.platform.should_fail_create():
+            raise TemporaryError("simulated create failure", delay=1.0)
+        now = self.platform.clock()
+        vm = SimVm(
+            name=req.name,
+            platform_id=self.platform.next_platform_id(),
+            tags=dict(req.tags),
+            status=InstanceStatus.BUILDING,
+            ready_at=now + self.config.boot_latency,
+            datastore=req.datastore,
+            log=[f"[sim] SIMULATED desktop {req.display_name} ({req.name}) created"],
+        )
+        with self.platform.lock:
+            self.platform.vms.setdefault(req.name, vm)
+        return _instance(self.platform.vms[req.name], now)
+
+    async def get_desktop(self, ref: InstanceRef) -> Instance | None:
+        """Return the simulated VM by name, or ``None``."""
+        self._check_outage()
+        vm = self.platform.vms.get(ref.name)
+        return None if vm is None else _instance(vm, self.platform.clock())
+
+    async def list_desktops(self, *, owner: str) -> list[Instance]:
+        """Every simulated VM tagged with broker id ``owner``."""
+        self._check_outage()
+        now = self.platform.clock()
+        vms = list(self.platform.vms.values())
+        return [_instance(vm, now) for vm in vms if vm.tags.get(TAG_BROKER) == owner]
+
+    async def delete_desktop(self, ref: InstanceRef) -> DeleteProgress:
+        """Remove the simulated VM; a missing VM is success."""
+        self._check_outage()
+        self.platform.delete_calls.append((ref.name, time.perf_counter()))
+        if self.config.delete_latency:
+            await asyncio.sleep(self.config.delete_latency)
+        with self.platform.lock:
+            self.platform.vms.pop(ref.name, None)
+        return DeleteProgress(done=True)
+
+    async def power(self, ref: InstanceRef, action: PowerAction) -> None:
+        """Change the simulated VM's power state."""
+        self._check_outage()
+        vm = self.platform.vms.get(ref.name)
+        if vm is None:
+            raise PermanentError(f"no VM named {ref.name!r}")
+        now = self.platform.clock()
+        if action is PowerAction.OFF:
+            vm.status = InstanceStatus.STOPPED
+        else:
+            if action is not PowerAction.ON or vm.status is not InstanceStatus.RUNNING:
+                vm.ready_at = now + self.config.boot_latency
+            vm.status = InstanceStatus.BUILDING if vm.ready_at > now else InstanceStatus.RUNNING
+        vm.log.append(f"[sim] power {action.value}")
+
+    async def console(self, ref: InstanceRef) -> ConsoleEndpoint:
+        """A placeholder endpoint: the simulator serves no real console."""
+        self._check_outage()
+        if ref.name not in self.platform.vms:
+            raise PermanentError(f"no VM named {ref.name!r}")
+        return ConsoleEndpoint(protocol="sim", host=None, port=None, url=None)
+
+    async def console_log(self, ref: InstanceRef) -> str:
+        """The simulated boot log of the VM."""
+        self._check_outage()
+        vm = self.platform.vms.get(ref.name)
+        if vm is None:
+            raise PermanentError(f"no VM named {ref.name!r}")
+        _instance(vm, self.platform.clock())
+        return "\n".join(vm.log) + "\n"
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def _instance(vm: SimVm, now: float) -> Instance:
+    if vm.status is InstanceStatus.BUILDING and now >= vm.ready_at:
+        vm.status = InstanceStatus.RUNNING
+        vm.log.append(f"HOTDESK-READY {vm.name} (simulated)")
+    ready = vm.status is InstanceStatus.RUNNING
+    return Instance(
+        ref=InstanceRef(name=vm.name, platform_id=vm.platform_id, host=vm.host),
+        status=vm.status,
+        tags=dict(vm.tags),
+        ready=ready,
+        datastore=vm.datastore,
+    )

@@ -1,0 +1,1 @@
+"""Level-triggered loops: pools, desktops, leak sweeper, provider health."""

@@ -1,0 +1,186 @@
+"""The reconciler: each pass re-observes and moves every pool toward its desired state.
+
+Level-triggered and idempotent (rules 1-3): a pass loads work in a short transaction, makes
+platform calls outside any transaction, and applies each result in its own short transaction.
+Events (claims, saves, destroys) only wake a pass early; the timer covers everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from hotdesk.domain.errors import ProviderError, TemporaryError
+from hotdesk.providers.base import InstanceRef
+from hotdesk.reconciler.drivers import DriverCache
+from hotdesk.reconciler.upkeep import Upkeep
+from hotdesk.services import reconcile as rs
+from hotdesk.services.context import BrokerContext
+
+log = logging.getLogger("hotdesk.reconciler")
+
+
+class Reconciler:
+    """Keeps every pool at its warm size within max, and carries out queued operations."""
+
+    def __init__(self, ctx: BrokerContext, drivers: DriverCache | None = None) -> None:
+        self.ctx = ctx
+        self.drivers = drivers or DriverCache(
+            ctx, timeout=ctx.settings.provider_call_timeout_seconds
+        )
+        self.upkeep = Upkeep(ctx, self.drivers)
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake: asyncio.Event | None = None
+        self.passes = 0
+        self.last_pass_seconds = 0.0
+
+    # --- running ------------------------------------------------------------------------
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Run passes on the timer and on wake-ups until ``stop`` is set."""
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        wake = self._wake
+
+        def on_wakeup() -> None:
+            loop.call_soon_threadsafe(wake.set)
+
+        self.ctx.wakeups.subscribe(on_wakeup)
+        next_full = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_full:
+                    next_full = now + self.ctx.settings.interval_seconds
+                    self.ctx.wakeups.take()
+                    await self.run_pass()
+                    await self.upkeep.maybe_run()
+                else:
+                    for pool_id in self.ctx.wakeups.take():
+                        await self.reconcile_pool(pool_id)
+            except Exception:
+                log.exception("reconcile pass failed; retrying on the next tick")
+            wake.clear()
+            if self.ctx.wakeups_pending():
+                continue
+            await _wait(stop, wake, max(0.0, next_full - time.monotonic()))
+        await self.settle()
+
+    async def run_pass(self) -> None:
+        """One pass over every pool, then the queued operations."""
+        started = time.perf_counter()
+        pool_ids = await asyncio.to_thread(rs.list_pool_ids, self.ctx)
+        for pool_id in pool_ids:
+            try:
+                await self.reconcile_pool(pool_id)
+            except Exception:
+                log.exception("reconciling pool %s failed", pool_id)
+        await self.upkeep.run_operations()
+        self.passes += 1
+        self.last_pass_seconds = time.perf_counter() - started
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no platform call started by this reconciler is still running."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.wait(list(self._inflight.values()), timeout=deadline - time.monotonic())
+
+    async def converge(self, *, passes: int = 20) -> None:
+        """Run passes until nothing is in flight and the plan asks for nothing (tests, tools)."""
+        for _ in range(passes):
+            await self.run_pass()
+            await self.settle()
+            if not self._inflight and not self.ctx.wakeups_pending():
+                await self.run_pass()
+                await self.settle()
+                if not self.ctx.wakeups_pending():
+                    return
+            self.ctx.wakeups.take()
+
+    # --- one pool -----------------------------------------------------------------------
+
+    async def reconcile_pool(self, pool_id: str) -> None:
+        """Plan the pool and start the platform calls it needs (each in its own task)."""
+        work = await asyncio.to_thread(rs.plan_pool_pass, self.ctx, pool_id)
+        for job in work.creates:
+            self._spawn(job.desktop_id, self._create(job))
+        for boot in work.boots:
+            self._spawn(boot.desktop_id, self._watch_boot(boot))
+        for gone in work.deletes:
+            self._spawn(gone.desktop_id, self._delete(gone))
+
+    def _spawn(self, desktop_id: str, coro: Coroutine[Any, Any, None]) -> None:
+        if desktop_id in self._inflight:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._inflight[desktop_id] = task
+        task.add_done_callback(self._forget_task(desktop_id))
+
+    def _forget_task(self, desktop_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def forget(_task: asyncio.Task[None]) -> None:
+            self._inflight.pop(desktop_id, None)
+
+        return forget
+
+    async def _create(self, job: rs.CreateJob) -> None:
+        driver = self.drivers.get(job.provider_id)
+        try:
+            instance = await driver.create_desktop(job.request)
+        except ProviderError as exc:
+            await asyncio.to_thread(rs.record_create_failure, self.ctx, job, exc)
+            return
+        await asyncio.to_thread(rs.record_created, self.ctx, job, instance)
+        ref = instance.ref
+        boot = rs.BootJob(
+            job.desktop_id, job.pool_id, job.provider_id, ref, job.request.template.has_agent
+        )
+        await self._watch_boot(boot)
+
+    async def _watch_boot(self, job: rs.BootJob) -> None:
+        """Poll a booting VM (short, growing intervals) until it is ready, vanished or timed out."""
+        driver = self.drivers.get(job.provider_id)
+        delay = 0.05
+        deadline = time.monotonic() + 30.0  # then the next pass takes over
+        while True:
+            try:
+                instance = await driver.get_desktop(job.ref)
+                console = None
+                if instance is not None and instance.ready:
+                    console = await _console_or_none(driver, instance.ref)
+            except TemporaryError:
+                return
+            await asyncio.to_thread(rs.record_boot_status, self.ctx, job, instance, console)
+            if instance is None or instance.ready or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _delete(self, job: rs.DeleteJob) -> None:
+        driver = self.drivers.get(job.provider_id)
+        try:
+            progress = await driver.delete_desktop(job.ref)
+        except ProviderError as exc:
+            await asyncio.to_thread(rs.record_delete_failure, self.ctx, job, exc)
+            return
+        if progress.done:
+            await asyncio.to_thread(rs.record_deleted, self.ctx, job)
+
+
+async def _console_or_none(driver: Any, ref: InstanceRef) -> Any:
+    try:
+        return await driver.console(ref)
+    except ProviderError:
+        return None
+
+
+async def _wait(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

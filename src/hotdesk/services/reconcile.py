@@ -1,0 +1,400 @@
+"""The reconciler's database side: load work (short transaction) and apply results (rule 3).
+
+Every apply is guarded by the state the work was loaded in: if the desktop moved on meanwhile
+(another process, a claim, an admin), the result is dropped and the next pass re-observes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hotdesk.db.models import DesktopRow, PoolRow, ProviderRow, TemplateRevisionRow
+from hotdesk.domain.durations import format_duration
+from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
+from hotdesk.domain.names import desktop_tags
+from hotdesk.domain.pools import PlanInput, PoolPlan, plan_pool
+from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
+from hotdesk.providers.base import (
+    ConsoleEndpoint,
+    CreateRequest,
+    Instance,
+    InstanceRef,
+    TemplateSpec,
+)
+from hotdesk.services.claims import expire_stale_entries, release_desktop, serve_queue
+from hotdesk.services.context import BrokerContext
+from hotdesk.services.events import lock_desktop, move_desktop, record_event
+from hotdesk.services.intents import add_desktop_intent, choose_datastore
+from hotdesk.services.lookup import desktop_view, live_desktops, lock_pool
+
+S = DesktopState
+ACTOR = "system:reconciler"
+PROVISIONING = [s.value for s in PROVISIONING_STATES]
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    """Call ``create_desktop`` for a desktop in state ``creating``."""
+
+    desktop_id: str
+    pool_id: str
+    provider_id: str
+    request: CreateRequest
+
+
+@dataclass(frozen=True)
+class BootJob:
+    """Watch a booting desktop until it is ready."""
+
+    desktop_id: str
+    pool_id: str
+    provider_id: str
+    ref: InstanceRef
+    has_agent: bool
+
+
+@dataclass(frozen=True)
+class DeleteJob:
+    """Destroy a desktop's VM."""
+
+    desktop_id: str
+    pool_id: str
+    provider_id: str
+    ref: InstanceRef
+
+
+@dataclass
+class PoolWork:
+    """Platform calls a pass should make for one pool."""
+
+    pool_id: str
+    creates: list[CreateJob] = field(default_factory=list)
+    boots: list[BootJob] = field(default_factory=list)
+    deletes: list[DeleteJob] = field(default_factory=list)
+    plan: PoolPlan | None = None
+
+
+def list_pool_ids(ctx: BrokerContext) -> list[str]:
+    """Pools the reconciler looks after (live and draining)."""
+    with ctx.db.read() as session:
+        return list(session.scalars(select(PoolRow.id).where(PoolRow.deleted_at.is_(None))))
+
+
+def plan_pool_pass(ctx: BrokerContext, pool_id: str) -> PoolWork:
+    """Decide and record what the pool needs now; return the platform calls to make."""
+    with ctx.db.write() as session:
+        now = ctx.now()
+        pool = lock_pool(session, pool_id)
+        if pool.deleted_at is not None:
+            return PoolWork(pool_id=pool_id)
+        expire_stale_entries(session, ctx, pool.id, now)
+        serve_queue(session, ctx, pool, now)
+        plan = _plan(session, ctx, pool, now)
+        _apply_plan(session, ctx, pool, plan, now)
+        _finish_drain_if_empty(session, pool, now)
+        work = _collect_work(session, ctx, pool, now)
+        work.plan = plan
+    return work
+
+
+def _plan(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolPlan:
+    desktops = [desktop_view(d) for d in live_desktops(session, pool.id)]
+    waiting = 0
+    sizing = PlanInput(
+        warm=pool.warm_desktops,
+        max=pool.max_desktops,
+        retention=timedelta(seconds=pool.retention_seconds),
+        concurrency=int(pool.spec.get("provision_concurrency", 2)),
+        draining=pool.draining,
+        provisioning_paused=bool(
+            pool.provision_backoff_until and pool.provision_backoff_until > now
+        ),
+        failed_keep=timedelta(seconds=ctx.settings.failed_keep_seconds),
+        claim_grace=timedelta(seconds=ctx.settings.claim_grace_seconds),
+        provider_budget=_provider_budget(session, pool.provider_id),
+    )
+    return plan_pool(sizing, desktops, now=now, waiting=waiting)
+
+
+def _provider_budget(session: Session, provider_id: str) -> int:
+    provider = session.get(ProviderRow, provider_id)
+    limit = provider.max_concurrent_provisioning if provider else 10
+    inflight = session.scalar(
+        select(func.count())
+        .select_from(DesktopRow)
+        .where(DesktopRow.provider_id == provider_id, DesktopRow.state.in_(PROVISIONING))
+    )
+    return max(0, limit - int(inflight or 0))
+
+
+def _apply_plan(
+    session: Session, ctx: BrokerContext, pool: PoolRow, plan: PoolPlan, now: datetime
+) -> None:
+    retention = format_duration(timedelta(seconds=pool.retention_seconds))
+    reasons = [
+        (plan.expire, f"retention {retention} expired without reconnect"),
+        (plan.remove_failed, "failed desktop removed"),
+        (plan.drain, "pool is being deleted"),
+    ]
+    for ids, reason in reasons:
+        for desktop_id in ids:
+            desktop = lock_desktop(session, desktop_id)
+            if desktop is not None and desktop.state != S.DELETING.value:
+                release_desktop(session, desktop, actor=ACTOR, now=now, reason=reason)
+    for _ in range(plan.create):
+        add_desktop_intent(
+            session,
+            pool,
+            user_id=None,
+            now=now,
+            actor=ACTOR,
+            reason=f"replenish: keep {pool.warm_desktops} idle",
+            datastore=choose_datastore(session, pool),
+        )
+
+
+def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> None:
+    if not pool.draining or live_desktops(session, pool.id):
+        return
+    pool.deleted_at = now
+    record_event(
+        session,
+        tenant_id=pool.tenant_id,
+        actor=ACTOR,
+        kind="pool-deleted",
+        now=now,
+        reason="drained: every desktop destroyed",
+        pool_id=pool.id,
+    )
+
+
+def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolWork:
+    work = PoolWork(pool_id=pool.id)
+    revisions: dict[str, TemplateRevisionRow | None] = {}
+    for d in live_desktops(session, pool.id):
+        ref = InstanceRef(name=d.name, platform_id=d.platform_id, host=d.host)
+        if d.state == S.CREATING.value and (d.next_attempt_at is None or d.next_attempt_at <= now):
+            if d.template_revision_id not in revisions:
+                revisions[d.template_revision_id] = session.get(
+                    TemplateRevisionRow, d.template_revision_id
+                )
+            request = _create_request(ctx, pool, d, revisions[d.template_revision_id])
+            work.creates.append(CreateJob(d.id, pool.id, pool.provider_id, request))
+        elif d.state == S.BOOTING.value:
+            rev = revisions.get(d.template_revision_id) or session.get(
+                TemplateRevisionRow, d.template_revision_id
+            )
+            has_agent = bool(rev and rev.spec.get("has_agent"))
+            work.boots.append(BootJob(d.id, pool.id, pool.provider_id, ref, has_agent))
+        elif d.state == S.DELETING.value:
+            work.deletes.append(DeleteJob(d.id, pool.id, pool.provider_id, ref))
+    return work
+
+
+def template_spec(spec: dict[str, object], *, pool_network: str | None) -> TemplateSpec:
+    """A template revision's stored spec as the platform-neutral ``TemplateSpec``."""
+    networks = [str(n) for n in spec.get("networks") or []]  # type: ignore[attr-defined]
+    if pool_network and pool_network not in networks:
+        networks.append(pool_network)
+    return TemplateSpec(
+        image=str(spec.get("image", "")),
+        vcpus=int(spec.get("vcpus", 1)),  # type: ignore[call-overload]
+        memory_mib=int(spec.get("memory_mib", 1024)),  # type: ignore[call-overload]
+        disk_gib=spec.get("disk_gib"),  # type: ignore[arg-type]
+        networks=tuple(networks),
+        security_groups=tuple(spec.get("security_groups") or ()),  # type: ignore[arg-type]
+        has_agent=bool(spec.get("has_agent", False)),
+        extra=dict(spec.get("extra") or {}),  # type: ignore[call-overload]
+    )
+
+
+def _create_request(
+    ctx: BrokerContext, pool: PoolRow, d: DesktopRow, rev: TemplateRevisionRow | None
+) -> CreateRequest:
+    spec = rev.spec if rev else {}
+    return CreateRequest(
+        name=d.name,
+        display_name=d.display_name,
+        tags=desktop_tags(broker_id=ctx.broker_id, pool_id=pool.id, desktop_id=d.id),
+        template=template_spec(spec, pool_network=pool.spec.get("network")),
+        target=pool.spec.get("target"),
+        project=pool.spec.get("project"),
+        datastore=d.datastore,
+    )
+
+
+# --- applying results ------------------------------------------------------------------
+
+
+def record_created(ctx: BrokerContext, job: CreateJob, instance: Instance) -> None:
+    """The platform accepted the VM: remember its id, start watching the boot."""
+    with ctx.db.write() as session:
+        now = ctx.now()
+        desktop = lock_desktop(session, job.desktop_id)
+        if desktop is None:
+            return
+        desktop.platform_id = instance.ref.platform_id
+        desktop.host = instance.ref.host
+        desktop.datastore = instance.datastore or desktop.datastore
+        if desktop.state != S.CREATING.value:
+            return  # moved on (e.g. Recreate sent it to deleting): keep the id for the delete
+        desktop.last_error = None
+        move_desktop(
+            session,
+            desktop,
+            S.BOOTING,
+            actor=ACTOR,
+            reason="platform accepted",
+            now=now,
+            data={"platform_id": instance.ref.platform_id},
+        )
+
+
+def record_create_failure(ctx: BrokerContext, job: CreateJob, error: ProviderError) -> None:
+    """Retry later with backoff, or mark the desktop failed (R3)."""
+    with ctx.db.write() as session:
+        now = ctx.now()
+        desktop = lock_desktop(session, job.desktop_id)
+        pool = session.get(PoolRow, job.pool_id)
+        if desktop is None or pool is None or desktop.state != S.CREATING.value:
+            return
+        _count_pool_failure(ctx, pool, str(error), now)
+        desktop.attempts += 1
+        desktop.last_error = str(error)
+        permanent = isinstance(error, PermanentError)
+        if permanent or desktop.attempts >= ctx.settings.max_create_attempts:
+            move_desktop(
+                session,
+                desktop,
+                S.FAILED,
+                actor=ACTOR,
+                now=now,
+                reason=f"create failed after {desktop.attempts} attempt(s): {error}",
+            )
+        else:
+            delay = backoff(ctx, desktop.attempts, error)
+            desktop.next_attempt_at = now + timedelta(seconds=delay)
+            record_event(
+                session,
+                tenant_id=desktop.tenant_id,
+                actor=ACTOR,
+                kind="retry",
+                now=now,
+                reason=f"create failed ({error}); retry in {delay:.0f}s",
+                pool_id=desktop.pool_id,
+                desktop_id=desktop.id,
+            )
+    ctx.wakeups.notify(job.pool_id)
+
+
+def backoff(ctx: BrokerContext, attempts: int, error: ProviderError | None = None) -> float:
+    """Exponential backoff in seconds, at least what the platform asked for."""
+    base = ctx.settings.backoff_base_seconds * float(2 ** max(0, attempts - 1))
+    asked = float(error.delay) if isinstance(error, TemporaryError) else 0.0
+    return min(ctx.settings.backoff_max_seconds, max(base, asked))
+
+
+def _count_pool_failure(ctx: BrokerContext, pool: PoolRow, message: str, now: datetime) -> None:
+    pool.provision_failures += 1
+    pool.provision_error = message
+    pool.provision_backoff_until = now + timedelta(seconds=backoff(ctx, pool.provision_failures))
+
+
+def _clear_pool_failures(pool: PoolRow | None) -> None:
+    if pool is not None and pool.provision_failures:
+        pool.provision_failures = 0
+        pool.provision_error = None
+        pool.provision_backoff_until = None
+
+
+def record_boot_status(
+    ctx: BrokerContext,
+    job: BootJob,
+    instance: Instance | None,
+    console: ConsoleEndpoint | None = None,
+) -> None:
+    """Move a booting desktop to ready (or to its user), or fail it when it vanished or hung."""
+    with ctx.db.write() as session:
+        now = ctx.now()
+        desktop = lock_desktop(session, job.desktop_id)
+        if desktop is None or desktop.state != S.BOOTING.value:
+            return
+        pool = session.get(PoolRow, job.pool_id)
+        if instance is None:
+            move_desktop(
+                session,
+                desktop,
+                S.FAILED,
+                actor=ACTOR,
+                now=now,
+                reason="the VM disappeared while booting",
+            )
+        elif instance.ready and (desktop.agent_ready or not job.has_agent):
+            _became_ready(session, ctx, desktop, pool, console, now)
+        elif desktop.state_since + timedelta(seconds=ctx.settings.boot_timeout_seconds) <= now:
+            if pool is not None:
+                _count_pool_failure(ctx, pool, "boot timed out", now)
+            move_desktop(
+                session,
+                desktop,
+                S.FAILED,
+                actor=ACTOR,
+                now=now,
+                reason=f"not ready after {ctx.settings.boot_timeout_seconds:.0f}s",
+            )
+    ctx.wakeups.notify(job.pool_id)
+
+
+def _became_ready(
+    session: Session,
+    ctx: BrokerContext,
+    desktop: DesktopRow,
+    pool: PoolRow | None,
+    console: ConsoleEndpoint | None,
+    now: datetime,
+) -> None:
+    desktop.power_state = "running"
+    if console is not None:
+        desktop.console = {k: v for k, v in console.__dict__.items() if v is not None}
+    target = S.ASSIGNED if desktop.user_id else S.READY
+    move_desktop(session, desktop, target, actor=ACTOR, reason="desktop is ready", now=now)
+    _clear_pool_failures(pool)
+    if pool is not None and target is S.READY:
+        serve_queue(session, ctx, pool, now)
+
+
+def record_deleted(ctx: BrokerContext, job: DeleteJob) -> None:
+    """The VM is gone: the slot frees up; waiting users and replenishment may use it."""
+    with ctx.db.write() as session:
+        now = ctx.now()
+        desktop = lock_desktop(session, job.desktop_id)
+        if desktop is None or desktop.state != S.DELETING.value:
+            return
+        move_desktop(session, desktop, S.DELETED, actor=ACTOR, reason="VM destroyed", now=now)
+        pool = session.get(PoolRow, job.pool_id)
+        if pool is not None and pool.deleted_at is None:
+            serve_queue(session, ctx, pool, now)
+    ctx.wakeups.notify(job.pool_id)
+
+
+def record_delete_failure(ctx: BrokerContext, job: DeleteJob, error: ProviderError) -> None:
+    """Keep the desktop in ``deleting``; the next pass tries again."""
+    with ctx.db.write() as session:
+        desktop = lock_desktop(session, job.desktop_id)
+        if desktop is None or desktop.state != S.DELETING.value:
+            return
+        desktop.last_error = f"delete failed: {error}"
+        record_event(
+            session,
+            tenant_id=desktop.tenant_id,
+            actor=ACTOR,
+            kind="retry",
+            now=ctx.now(),
+            reason=f"delete failed ({error}); will retry",
+            pool_id=desktop.pool_id,
+            desktop_id=desktop.id,
+        )
