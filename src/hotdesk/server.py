@@ -38,13 +38,15 @@ def prepare_broker(settings: Settings, *, demo: bool | None = None) -> Broker:
     url = settings.database_url()
     upgrade(url)
     db = Database(url)
-    ctx = BrokerContext(db=db, broker_id=bootstrap.ensure_broker_id(db),
-                        settings=settings.reconciler)
+    ctx = BrokerContext(
+        db=db, broker_id=bootstrap.ensure_broker_id(db), settings=settings.reconciler
+    )
     boot = bootstrap.ensure_default_tenant(ctx)
     note = None
     if settings.demo if demo is None else demo:
-        note = bootstrap.ensure_demo(ctx, boot.tenant_id, platform=settings.demo_platform,
-                                     data_dir=settings.data_dir)
+        note = bootstrap.ensure_demo(
+            ctx, boot.tenant_id, platform=settings.demo_platform, data_dir=settings.data_dir
+        )
     return Broker(ctx=ctx, settings=settings, boot=boot, reconciler=Reconciler(ctx), demo_note=note)
 
 
@@ -72,11 +74,14 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> Non
     announce(f"hotdesk broker {broker.ctx.broker_id} listening on {url}")
     announce(f"  database: {settings.database_url()}")
     if broker.boot.admin_password:
-        announce(f"  first start: tenant 'default', user '{broker.boot.admin_username}', "
-                 f"password '{broker.boot.admin_password}' (shown once; change it)")
+        announce(
+            f"  first start: tenant 'default', user '{broker.boot.admin_username}', "
+            f"password '{broker.boot.admin_password}' (shown once; change it)"
+        )
     if broker.demo_note:
         announce(f"  {broker.demo_note}")
     app = build_app(broker)
-    config = uvicorn.Config(app, host=settings.api.host, port=settings.api.port,
-                            log_level="info", access_log=False)
+    config = uvicorn.Config(
+        app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
+    )
     uvicorn.Server(config).run()

@@ -337,3 +337,20 @@ class LeakSuspectRow(Base):
     platform_id: Mapped[str | None] = mapped_column(String(200))
     first_seen_at: Mapped[datetime]
     last_sweep: Mapped[int] = mapped_column(Integer)
+
+
+class PublishedImageRow(Base):
+    """T3: a template revision's image published once on one datastore of one provider."""
+
+    __tablename__ = "published_images"
+    __table_args__ = (UniqueConstraint("provider_id", "revision_id", "datastore"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    provider_id: Mapped[str] = mapped_column(ForeignKey("providers.id"), index=True)
+    revision_id: Mapped[str] = mapped_column(ForeignKey("template_revisions.id"))
+    datastore: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16))  # publishing | ready | failed
+    ref: Mapped[str | None] = mapped_column(Text)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -24,27 +24,29 @@ def parse_duration(text: str) -> timedelta:
             "(years and months are not accepted)"
         )
     parts = {k: float(v.replace(",", ".")) for k, v in match.groupdict().items() if v}
-    return timedelta(**parts)
+    try:
+        return timedelta(**parts)
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
     """Format a duration the canonical ISO 8601 way (``PT1H30M``, ``PT0S``)."""
-    total = value.total_seconds()
-    if total < 0:
+    if value < timedelta(0):
         raise ValueError("durations are never negative")
-    days, rest = divmod(int(total), 86400)
-    hours, rest = divmod(rest, 3600)
+    days = value.days  # exact integer fields: no float rounding, no exponent notation
+    hours, rest = divmod(value.seconds, 3600)
     minutes, seconds = divmod(rest, 60)
-    fraction = total - int(total)
+    micros = value.microseconds
     out = "P" + (f"{days}D" if days else "")
     time = ""
     if hours:
         time += f"{hours}H"
     if minutes:
         time += f"{minutes}M"
-    if seconds or fraction:
-        sec = seconds + fraction
-        time += f"{sec:g}S"
+    if seconds or micros:
+        sec = f"{seconds}.{micros:06d}".rstrip("0") if micros else str(seconds)
+        time += f"{sec}S"
     if time:
         out += "T" + time
     return out if out != "P" else "PT0S"

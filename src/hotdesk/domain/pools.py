@@ -222,6 +222,7 @@ class PoolPlan:
     expire: tuple[str, ...] = ()
     remove_failed: tuple[str, ...] = ()
     drain: tuple[str, ...] = ()
+    retire: tuple[str, ...] = ()
     create: int = 0
     counts: PoolCounts = field(default_factory=PoolCounts)
 
@@ -239,6 +240,7 @@ class PlanInput:
     failed_keep: timedelta = timedelta(minutes=10)
     claim_grace: timedelta = timedelta(0)
     provider_budget: int | None = None
+    datastores: tuple[str, ...] = ()
 
 
 def retention_deadline(
@@ -322,12 +324,40 @@ def plan_pool(
             if d.user_id is None and d.state in (PROVISIONING_STATES | {DesktopState.READY})
         )
     counts = count_desktops(desktops, waiting=waiting)
+    retire = () if sizing.draining else off_datastore_idle(sizing, desktops, counts)
     create = 0
     if not sizing.draining and not sizing.provisioning_paused:
         create = desktops_to_create(sizing, counts)
     return PoolPlan(
-        expire=expire, remove_failed=remove_failed, drain=drain, create=create, counts=counts
+        expire=expire,
+        remove_failed=remove_failed,
+        drain=drain,
+        retire=retire,
+        create=create,
+        counts=counts,
     )
+
+
+def off_datastore_idle(
+    sizing: PlanInput, desktops: Sequence[DesktopView], counts: PoolCounts
+) -> tuple[str, ...]:
+    """T4: ready idle desktops on a datastore the pool no longer lists, to replace first.
+
+    A few per pass (the free provisioning slots), so replacements keep up and idle stays near
+    ``warm`` while the pool moves to its remaining datastores.
+    """
+    if not sizing.datastores:
+        return ()
+    stranded = [
+        d.id
+        for d in desktops
+        if d.state is DesktopState.READY
+        and d.user_id is None
+        and d.datastore is not None
+        and d.datastore not in sizing.datastores
+    ]
+    slots = max(0, sizing.concurrency - counts.provisioning)
+    return tuple(stranded[:slots])
 
 
 def desktops_to_create(sizing: PlanInput, counts: PoolCounts) -> int:

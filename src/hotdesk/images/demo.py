@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hotdesk.providers.base import TemplateSpec
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 4
 READY_MARKER = "HOTDESK-READY"
 KERNEL_CMDLINE = "console=tty0 console=ttyS0 panic=-1 no_timer_check quiet"
 # Load order matters: each module only needs the ones before it.
@@ -90,10 +90,15 @@ def build_demo_image(out_dir: Path, *, progress: Progress | None = None) -> Demo
             return existing
         downloads = out_dir / "downloads"
         downloads.mkdir(exist_ok=True)
-        kernel_deb = _kernel_package(downloads, say)
         busybox_deb = _download(downloads, "busybox-static", "busybox-static_*.deb", say)
-        say("extracting kernel, modules and busybox")
-        vmlinuz, modules, version = _extract_kernel(kernel_deb)
+        local = _local_kernel()
+        if local is not None:
+            say(f"using the installed kernel {local[2]}")
+            vmlinuz, modules, version = local
+        else:
+            kernel_deb = _kernel_package(downloads, say)
+            say("extracting kernel and modules")
+            vmlinuz, modules, version = _extract_kernel(kernel_deb)
         busybox = _extract_member(busybox_deb, "./bin/busybox")
         vmlinux = out_dir / "vmlinux"
         _write_file(vmlinux, _decompress_vmlinuz(vmlinuz), mode=0o644)
@@ -243,6 +248,26 @@ def _extract_kernel(deb: Path) -> tuple[bytes, dict[str, bytes], str]:
     if missing:
         raise RuntimeError(f"{deb.name} lacks modules {', '.join(missing)}")
     return members[kernels[0]], modules, version
+
+
+def _local_kernel() -> tuple[bytes, dict[str, bytes], str] | None:
+    """An installed Debian kernel (/boot/vmlinuz-*) with the guest modules, if complete."""
+    for vmlinuz in sorted(Path("/boot").glob("vmlinuz-*-amd64"), reverse=True):
+        version = vmlinuz.name.removeprefix("vmlinuz-")
+        tree = Path("/lib/modules") / version / "kernel"
+        found: dict[str, bytes] = {}
+        for path in tree.rglob("*.ko*") if tree.is_dir() else ():
+            mod = _module_name(str(path))
+            if mod is not None and mod not in found:
+                data = path.read_bytes()
+                found[mod] = lzma.decompress(data) if path.name.endswith(".xz") else data
+        try:
+            kernel = vmlinuz.read_bytes()
+        except OSError:
+            continue
+        if len(found) == len(GUEST_MODULES) and XZ_MAGIC in kernel:
+            return kernel, found, version
+    return None
 
 
 def _decompress_vmlinuz(vmlinuz: bytes) -> bytes:

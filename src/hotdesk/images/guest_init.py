@@ -25,8 +25,7 @@ for arg in $(cat /proc/cmdline); do
 done
 hostname "$id"
 mkdir -p /var/run /var/log
-acpid -l /tmp/acpid.log 2>&1
-sleep 0.2; ls /dev/input; pidof acpid || echo "hotdesk: acpid not running"; cat /tmp/acpid.log
+acpid -l /tmp/acpid.log || echo "hotdesk: acpid did not start"
 i=0
 while [ ! -e /dev/tty1 ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 {
@@ -39,7 +38,7 @@ while [ ! -e /dev/tty1 ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
     echo "    ============================================================"
     echo ""
 } >/dev/tty1 2>/dev/null
-echo "=== hotdesk demo desktop: $name ($id) ==="
+echo "=== hotdesk demo desktop: $name ($id), up $(cut -d' ' -f1 /proc/uptime) s ==="
 echo "HOTDESK-READY $id"
 while true; do
     setsid -c sh -l </dev/tty1 >/dev/tty1 2>&1

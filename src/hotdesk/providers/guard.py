@@ -18,6 +18,8 @@ from hotdesk.providers.base import (
     PowerAction,
     Provider,
     ProviderHealth,
+    PublishedImage,
+    PublishRequest,
 )
 
 T = TypeVar("T")
@@ -45,18 +47,21 @@ class GuardedProvider:
         self._slots = asyncio.Semaphore(max_calls)
         self.stats = CallStats()
 
-    async def _call(self, method: str, make: Callable[[], Awaitable[T]]) -> T:
+    async def _call(
+        self, method: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
         self.stats.calls += 1
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
         started = time.perf_counter()
         try:
             async with self._slots:
-                return await asyncio.wait_for(make(), timeout=self.timeout)
+                return await asyncio.wait_for(make(), timeout=timeout or self.timeout)
         except ProviderError as exc:
             self._failed(exc)
             raise
         except TimeoutError as exc:
-            err = TemporaryError(f"{self.kind}.{method} timed out after {self.timeout:.0f}s")
+            limit = timeout or self.timeout
+            err = TemporaryError(f"{self.kind}.{method} timed out after {limit:.0f}s")
             self._failed(err)
             raise err from exc
         except Exception as exc:
@@ -101,6 +106,21 @@ class GuardedProvider:
     async def console_log(self, ref: InstanceRef) -> str:
         """See ``Provider.console_log``."""
         return await self._call("console_log", lambda: self.driver.console_log(ref))
+
+    @property
+    def supports_publish(self) -> bool:
+        """Whether the driver publishes base images (T3)."""
+        return callable(getattr(self.driver, "publish_image", None))
+
+    async def publish_image(self, req: PublishRequest) -> PublishedImage:
+        """See ``SupportsPublish.publish_image`` (a long timeout: images are large)."""
+        publish = self.driver.publish_image  # type: ignore[attr-defined]
+        return await self._call("publish_image", lambda: publish(req), timeout=1800.0)
+
+    async def unpublish_image(self, image: PublishedImage) -> None:
+        """See ``SupportsPublish.unpublish_image``."""
+        unpublish = self.driver.unpublish_image  # type: ignore[attr-defined]
+        await self._call("unpublish_image", lambda: unpublish(image))
 
     async def close(self) -> None:
         """Close the wrapped driver."""

@@ -8,6 +8,7 @@ Events (claims, saves, destroys) only wake a pass early; the timer covers everyt
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -16,6 +17,7 @@ from typing import Any
 from hotdesk.domain.errors import ProviderError, TemporaryError
 from hotdesk.providers.base import InstanceRef
 from hotdesk.reconciler.drivers import DriverCache
+from hotdesk.reconciler.publisher import Publisher
 from hotdesk.reconciler.upkeep import Upkeep
 from hotdesk.services import reconcile as rs
 from hotdesk.services.context import BrokerContext
@@ -32,7 +34,9 @@ class Reconciler:
             ctx, timeout=ctx.settings.provider_call_timeout_seconds
         )
         self.upkeep = Upkeep(ctx, self.drivers)
+        self.publisher = Publisher(ctx)
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._creating: dict[str, int] = {}  # create calls in flight, by provider
         self._wake: asyncio.Event | None = None
         self.passes = 0
         self.last_pass_seconds = 0.0
@@ -105,18 +109,33 @@ class Reconciler:
     async def reconcile_pool(self, pool_id: str) -> None:
         """Plan the pool and start the platform calls it needs (each in its own task)."""
         work = await asyncio.to_thread(rs.plan_pool_pass, self.ctx, pool_id)
-        for job in work.creates:
+        for job in self._creates_to_start(work):
+            self._creating[job.provider_id] = self._creating.get(job.provider_id, 0) + 1
             self._spawn(job.desktop_id, self._create(job))
         for boot in work.boots:
             self._spawn(boot.desktop_id, self._watch_boot(boot))
         for gone in work.deletes:
             self._spawn(gone.desktop_id, self._delete(gone))
 
+    def _creates_to_start(self, work: rs.PoolWork) -> list[rs.CreateJob]:
+        """Creates allowed now by the pool's and the provider's concurrency limits.
+
+        Desktops someone is waiting for (created on demand) go first.
+        """
+        pending = [j for j in work.creates if j.desktop_id not in self._inflight]
+        running = len(work.creates) - len(pending)
+        pool_slots = work.concurrency - len(work.boots) - running
+        provider_slots = (
+            work.provider_limit - work.provider_booting - self._creating.get(work.provider_id, 0)
+        )
+        pending.sort(key=lambda j: (not j.for_user, j.request.name))
+        return pending[: max(0, min(pool_slots, provider_slots))]
+
     def _spawn(self, desktop_id: str, coro: Coroutine[Any, Any, None]) -> None:
         if desktop_id in self._inflight:
             coro.close()
             return
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(_logged(coro, desktop_id))
         self._inflight[desktop_id] = task
         task.add_done_callback(self._forget_task(desktop_id))
 
@@ -127,13 +146,20 @@ class Reconciler:
         return forget
 
     async def _create(self, job: rs.CreateJob) -> None:
-        driver = self.drivers.get(job.provider_id)
         try:
-            instance = await driver.create_desktop(job.request)
-        except ProviderError as exc:
-            await asyncio.to_thread(rs.record_create_failure, self.ctx, job, exc)
-            return
-        await asyncio.to_thread(rs.record_created, self.ctx, job, instance)
+            driver = self.drivers.get(job.provider_id)
+            try:
+                request = job.request
+                if driver.supports_publish:
+                    base = await self.publisher.ensure_published(driver, job)
+                    request = dataclasses.replace(request, image_ref=base)
+                instance = await driver.create_desktop(request)
+            except ProviderError as exc:
+                await asyncio.to_thread(rs.record_create_failure, self.ctx, job, exc)
+                return
+            await asyncio.to_thread(rs.record_created, self.ctx, job, instance)
+        finally:
+            self._creating[job.provider_id] -= 1
         ref = instance.ref
         boot = rs.BootJob(
             job.desktop_id, job.pool_id, job.provider_id, ref, job.request.template.has_agent
@@ -168,6 +194,14 @@ class Reconciler:
             return
         if progress.done:
             await asyncio.to_thread(rs.record_deleted, self.ctx, job)
+
+
+async def _logged(coro: Coroutine[Any, Any, None], desktop_id: str) -> None:
+    """Run a desktop task; log what it raised (the next pass retries level-triggered)."""
+    try:
+        await coro
+    except Exception:
+        log.exception("platform task for desktop %s failed; the next pass retries", desktop_id)
 
 
 async def _console_or_none(driver: Any, ref: InstanceRef) -> Any:

@@ -9,6 +9,7 @@ import time
 from hotdesk.domain.errors import ProviderError
 from hotdesk.providers.base import PowerAction
 from hotdesk.reconciler.drivers import DriverCache
+from hotdesk.reconciler.publisher import remove_unused_images
 from hotdesk.services import health, sweep
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.operations import OperationJob, finish_operation, take_pending_operations
@@ -65,6 +66,7 @@ class Upkeep:
         for desktop_id, ref in result.maybe_lost:
             if await driver.get_desktop(ref) is None:
                 await asyncio.to_thread(sweep.mark_lost, self.ctx, desktop_id)
+        await remove_unused_images(self.ctx, provider_id, driver)
 
     async def check_health(self) -> None:
         """Ask every provider whether it answers; store the result."""
@@ -72,7 +74,7 @@ class Upkeep:
             try:
                 driver = self.drivers.get(provider_id)
                 result = await driver.check()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a broken driver is reported
                 await asyncio.to_thread(
                     health.record_health, self.ctx, provider_id, ok=False, detail=str(exc), facts={}
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -98,3 +99,33 @@ def revoke_tokens(ctx: BrokerContext, user_id: str) -> None:
     """Revoke every token of a user."""
     with ctx.db.write() as session:
         session.execute(delete(TokenRow).where(TokenRow.user_id == user_id))
+
+
+def revoke_token(ctx: BrokerContext, token: str) -> bool:
+    """Revoke one bearer token (logout); tell whether it existed."""
+    with ctx.db.write() as session:
+        result = session.execute(delete(TokenRow).where(TokenRow.token_hash == _digest(token)))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an actor is, as shown to that actor (``GET /auth/me``)."""
+
+    username: str
+    role: str
+    tenant: str
+    display_name: str | None
+
+
+def identify(ctx: BrokerContext, actor: Actor) -> Identity:
+    """The actor's user name, role, tenant name and display name."""
+    with ctx.db.read() as session:
+        tenant = session.get(TenantRow, actor.tenant_id)
+        user = session.get(UserRow, actor.user_id) if actor.user_id else None
+        return Identity(
+            username=actor.username,
+            role=actor.role,
+            tenant=tenant.name if tenant else actor.tenant_id,
+            display_name=user.display_name if user else None,
+        )

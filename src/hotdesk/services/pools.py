@@ -38,6 +38,7 @@ from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.directory import require_admin
 from hotdesk.services.events import record_event
+from hotdesk.services.images import ImageState, images_of_pool
 from hotdesk.services.lookup import current_revision_id, desktop_view, get_pool, live_desktops
 
 
@@ -228,6 +229,7 @@ class PoolStatus:
     provision_failures: int
     current_revision: int | None
     generation: int
+    images: tuple[ImageState, ...] = ()
 
 
 def pool_status(ctx: BrokerContext, actor: Actor, name: str) -> PoolStatus:
@@ -276,6 +278,7 @@ def status_of(ctx: BrokerContext, session: Session, pool: PoolRow) -> PoolStatus
         provision_failures=pool.provision_failures,
         current_revision=rev.number if rev else None,
         generation=pool.generation,
+        images=tuple(images_of_pool(session, pool)),
     )
 
 

@@ -44,6 +44,9 @@ class CreateJob:
     pool_id: str
     provider_id: str
     request: CreateRequest
+    for_user: bool = False
+    tenant_id: str = ""
+    revision_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class PoolWork:
     """Platform calls a pass should make for one pool."""
 
     pool_id: str
+    provider_id: str = ""
+    concurrency: int = 2
+    provider_limit: int = 10
+    provider_booting: int = 0
     creates: list[CreateJob] = field(default_factory=list)
     boots: list[BootJob] = field(default_factory=list)
     deletes: list[DeleteJob] = field(default_factory=list)
@@ -116,8 +123,20 @@ def _plan(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) ->
         failed_keep=timedelta(seconds=ctx.settings.failed_keep_seconds),
         claim_grace=timedelta(seconds=ctx.settings.claim_grace_seconds),
         provider_budget=_provider_budget(session, pool.provider_id),
+        datastores=tuple(pool.spec.get("datastores") or ()),
     )
     return plan_pool(sizing, desktops, now=now, waiting=waiting)
+
+
+def _count_provider_state(session: Session, provider_id: str, state: DesktopState) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(DesktopRow)
+            .where(DesktopRow.provider_id == provider_id, DesktopRow.state == state.value)
+        )
+        or 0
+    )
 
 
 def _provider_budget(session: Session, provider_id: str) -> int:
@@ -139,6 +158,7 @@ def _apply_plan(
         (plan.expire, f"retention {retention} expired without reconnect"),
         (plan.remove_failed, "failed desktop removed"),
         (plan.drain, "pool is being deleted"),
+        (plan.retire, "its datastore was removed from the pool: replaced on the remaining ones"),
     ]
     for ids, reason in reasons:
         for desktop_id in ids:
@@ -173,7 +193,14 @@ def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> No
 
 
 def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolWork:
-    work = PoolWork(pool_id=pool.id)
+    provider = session.get(ProviderRow, pool.provider_id)
+    work = PoolWork(
+        pool_id=pool.id,
+        provider_id=pool.provider_id,
+        concurrency=int(pool.spec.get("provision_concurrency", 2)),
+        provider_limit=provider.max_concurrent_provisioning if provider else 10,
+        provider_booting=_count_provider_state(session, pool.provider_id, S.BOOTING),
+    )
     revisions: dict[str, TemplateRevisionRow | None] = {}
     for d in live_desktops(session, pool.id):
         ref = InstanceRef(name=d.name, platform_id=d.platform_id, host=d.host)
@@ -183,7 +210,16 @@ def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: date
                     TemplateRevisionRow, d.template_revision_id
                 )
             request = _create_request(ctx, pool, d, revisions[d.template_revision_id])
-            work.creates.append(CreateJob(d.id, pool.id, pool.provider_id, request))
+            job = CreateJob(
+                d.id,
+                pool.id,
+                pool.provider_id,
+                request,
+                d.user_id is not None,
+                pool.tenant_id,
+                d.template_revision_id,
+            )
+            work.creates.append(job)
         elif d.state == S.BOOTING.value:
             rev = revisions.get(d.template_revision_id) or session.get(
                 TemplateRevisionRow, d.template_revision_id
@@ -258,9 +294,9 @@ def record_create_failure(ctx: BrokerContext, job: CreateJob, error: ProviderErr
     """Retry later with backoff, or mark the desktop failed (R3)."""
     with ctx.db.write() as session:
         now = ctx.now()
+        pool = lock_pool(session, job.pool_id)
         desktop = lock_desktop(session, job.desktop_id)
-        pool = session.get(PoolRow, job.pool_id)
-        if desktop is None or pool is None or desktop.state != S.CREATING.value:
+        if desktop is None or desktop.state != S.CREATING.value:
             return
         _count_pool_failure(ctx, pool, str(error), now)
         desktop.attempts += 1
@@ -320,10 +356,10 @@ def record_boot_status(
     """Move a booting desktop to ready (or to its user), or fail it when it vanished or hung."""
     with ctx.db.write() as session:
         now = ctx.now()
+        pool = lock_pool(session, job.pool_id)  # lock order everywhere: pool, then desktop
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.BOOTING.value:
             return
-        pool = session.get(PoolRow, job.pool_id)
         if instance is None:
             move_desktop(
                 session,
@@ -371,12 +407,12 @@ def record_deleted(ctx: BrokerContext, job: DeleteJob) -> None:
     """The VM is gone: the slot frees up; waiting users and replenishment may use it."""
     with ctx.db.write() as session:
         now = ctx.now()
+        pool = lock_pool(session, job.pool_id)
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.DELETING.value:
             return
         move_desktop(session, desktop, S.DELETED, actor=ACTOR, reason="VM destroyed", now=now)
-        pool = session.get(PoolRow, job.pool_id)
-        if pool is not None and pool.deleted_at is None:
+        if pool.deleted_at is None:
             serve_queue(session, ctx, pool, now)
     ctx.wakeups.notify(job.pool_id)
 

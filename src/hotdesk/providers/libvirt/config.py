@@ -32,9 +32,13 @@ class LibvirtConfig(BaseModel):
     machine: str = Field(default="pc", description="QEMU machine type, e.g. pc or q35")
     tb_cache_mib: int = Field(default=32, ge=0, description="TCG translation cache; 0 = default")
     shutdown_timeout: float = Field(
-        default=0.0,
+        default=10.0,
         ge=0,
-        description="seconds to wait for an ACPI shutdown on off/restart before pulling the plug",
+        description="seconds restart (and off unless hard_off) waits for an ACPI shutdown "
+        "before pulling the plug",
+    )
+    hard_off: bool = Field(
+        default=True, description="power off without asking the guest (like a power switch)"
     )
     workers: int = Field(default=4, ge=1, le=32, description="threads for blocking libvirt calls")
     connect_timeout: float = Field(default=10.0, gt=0)

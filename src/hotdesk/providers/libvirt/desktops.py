@@ -236,11 +236,11 @@ class Desktops:
         dom = found.dom
         log = console_log_path(self.cfg, found)
         if action is PowerAction.OFF:
-            self._stop(dom)
+            self._stop(dom, graceful=not self.cfg.hard_off)
         elif action is PowerAction.ON:
             self._start(dom, log)
         elif action is PowerAction.RESTART:
-            self._stop(dom)
+            self._stop(dom, graceful=True)
             self._start(dom, log)
         elif dom.isActive():
             truncate_log(log)
@@ -260,11 +260,11 @@ class Desktops:
             truncate_log(log)
             dom.create()
 
-    def _stop(self, dom: Any) -> None:
+    def _stop(self, dom: Any, *, graceful: bool) -> None:
         lv = libvirt_module()
         if not dom.isActive():
             return
-        if self.cfg.shutdown_timeout > 0:
+        if graceful and self.cfg.shutdown_timeout > 0:
             with contextlib.suppress(lv.libvirtError):
                 dom.shutdown()
             deadline = time.monotonic() + self.cfg.shutdown_timeout

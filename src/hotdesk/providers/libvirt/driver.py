@@ -44,6 +44,7 @@ class LibvirtProvider:
         self.config = config
         self._hosts = Hosts(config.uris, workers=config.workers)
         self._desktops = Desktops(config, self._hosts)
+        self._closed = False
 
     async def _call(self, what: str, fn: Callable[..., T], /, *args: Any) -> T:
         try:
@@ -146,7 +147,10 @@ class LibvirtProvider:
         return list(unused.values())
 
     async def close(self) -> None:
-        """Close the libvirt connections and stop the thread pool."""
+        """Close the libvirt connections and stop the thread pool (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.suppress(TemporaryError):
             await self._hosts.run(self._hosts.close_connections)
         self._hosts.shutdown()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:05:36.338791
+Create Date: 2026-11-22 03:32:14.820015
 """
 
 from __future__ import annotations
@@ -348,6 +348,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_group_members_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "published_images",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("provider_id", sa.String(length=32), nullable=False),
+        sa.Column("revision_id", sa.String(length=32), nullable=False),
+        sa.Column("datastore", sa.String(length=200), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("ref", sa.Text(), nullable=True),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", hotdesk.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hotdesk.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["provider_id"],
+            ["providers.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["revision_id"],
+            ["template_revisions.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("provider_id", "revision_id", "datastore"),
+    )
+    with op.batch_alter_table("published_images", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_published_images_provider_id"), ["provider_id"], unique=False
+        )
+
+    op.create_table(
         "queue_entries",
         sa.Column(
             "seq",
@@ -451,6 +479,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_queue_pool_state_seq")
 
     op.drop_table("queue_entries")
+    with op.batch_alter_table("published_images", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_published_images_provider_id"))
+
+    op.drop_table("published_images")
     with op.batch_alter_table("group_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_group_members_user_id"))
 

@@ -1,0 +1,1 @@
+"""Request and response bodies: ``*Create`` / ``*Update`` in, ``*Read`` out, split by area."""
