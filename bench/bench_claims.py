@@ -43,14 +43,6 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.support`` importa
     sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
-
-from hotdesk.db.migrate import upgrade  # noqa: E402
-from hotdesk.db.models import Base, DesktopRow, PoolRow  # noqa: E402
-from hotdesk.reconciler.loop import Reconciler  # noqa: E402
-from hotdesk.services import claims, pools  # noqa: E402
-from hotdesk.services.context import Actor  # noqa: E402
-from hotdesk.services.directory import UserInput, save_user  # noqa: E402
-from hotdesk.services.pools import EntitlementLine  # noqa: E402
 from tests.support import (  # noqa: E402
     PG_ADMIN_URL,
     SqliteTemplate,
@@ -58,6 +50,15 @@ from tests.support import (  # noqa: E402
     make_world,
     postgres_unavailable_reason,
 )
+
+from hotdesk.db.migrate import upgrade  # noqa: E402
+from hotdesk.db.models import Base, DesktopRow, PoolRow  # noqa: E402
+from hotdesk.reconciler.loop import Reconciler  # noqa: E402
+from hotdesk.services import claims, pools  # noqa: E402
+from hotdesk.services import reconcile as rs  # noqa: E402
+from hotdesk.services.context import Actor  # noqa: E402
+from hotdesk.services.directory import UserInput, save_user  # noqa: E402
+from hotdesk.services.pools import EntitlementLine  # noqa: E402
 
 CLAIM_GOAL_MS = 10.0
 CREATE_DELAY_GOAL_MS = 100.0
@@ -146,6 +147,58 @@ class SqlTracer:
             op.begin_seconds += spent
         else:
             op.sql_seconds += spent
+
+
+# --- machine load ----------------------------------------------------------------------
+
+
+class CpuMeter:
+    """How busy the machine was over a stretch, and how much of it was this process.
+
+    Benchmarks on a shared 2-core machine are only as good as its quietness: every section
+    prints this so a reader can tell a slow figure from a busy machine.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float, float]:
+        try:
+            fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        except OSError:
+            fields = [0.0] * 8
+        idle = fields[3] + fields[4]
+        steal = fields[7] if len(fields) > 7 else 0.0
+        total = sum(fields[:8])
+        own = os.times()
+        return total, idle, steal, own.user + own.system
+
+    def report(self) -> str:
+        """'machine busy X% (this process Y%, others Z%), steal S%' since creation."""
+        total0, idle0, steal0, own0 = self.start
+        total1, idle1, steal1, own1 = self._sample()
+        ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        span = max(total1 - total0, 1.0)
+        busy = 100 * (1 - (idle1 - idle0) / span)
+        own = 100 * (own1 - own0) * ticks / span
+        steal = 100 * (steal1 - steal0) / span
+        return (f"CPU of the {os.cpu_count()} cores busy {busy:.0f}% (this process {own:.0f}%, "
+                f"PostgreSQL server + other processes {max(0.0, busy - own):.0f}%), "
+                f"steal {steal:.0f}%")
+
+
+def wait_until_quiet(limit_seconds: float) -> None:
+    """Wait (up to ``limit_seconds``) for a 3-second stretch with the CPUs >= 85% idle."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        meter = CpuMeter()
+        time.sleep(3)
+        total0, idle0, _, _ = meter.start
+        total1, idle1, _, _ = meter._sample()
+        if (idle1 - idle0) / max(total1 - total0, 1.0) >= 0.85:
+            return
+    print(f"  ! the machine did not become quiet within {limit_seconds:.0f} s: figures are noisy")
 
 
 # --- databases -------------------------------------------------------------------------
@@ -368,7 +421,7 @@ def run_burst(world: World, tracer: SqlTracer, users: list[Actor], pool: str) ->
     done = [r for r in results if r is not None]
     ms = [r.seconds * 1000 for r in done]
     ids = [r.desktop_id for r in done if r.desktop_id]
-    dupes, held = double_assignments(world)
+    dupes, _ = double_assignments(world)
     outcomes: dict[str, int] = {}
     for r in done:
         outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
@@ -481,12 +534,20 @@ def run_sustained(world: World, users: list[Actor], pool: str, *, inflight: int,
 
 def run_create_delay(world: World, users: list[Actor], pool: str, *, claims_n: int,
                      spacing: float, warm: int, max_: int) -> list[float]:
-    """Claims one at a time while ``Reconciler.run_forever`` runs; delay to the next create."""
+    """Claims one at a time while ``Reconciler.run_forever`` runs; delay to the next create.
+
+    ``plan_pool_pass`` and the claimer's wake-up are timed (wrapped for the run only) to show
+    where the delay goes.
+    """
     reconciler = Reconciler(world.ctx)
     platform_ = world.platform
     samples: list[tuple[float, float]] = []  # (t0, t_returned)
+    notified: list[float] = []
+    plans: list[tuple[float, float]] = []
+    claimer_thread: list[int] = []
 
     def claimer() -> None:
+        claimer_thread.append(threading.get_ident())
         for actor in users[:claims_n]:
             t0 = time.perf_counter()
             claims.connect(world.ctx, actor, pool)
@@ -502,24 +563,66 @@ def run_create_delay(world: World, users: list[Actor], pool: str, *, claims_n: i
         stop.set()
         await task
 
-    asyncio.run(main())
+    def on_notify(orig: Callable[..., Any], *a: Any) -> Any:
+        if threading.get_ident() in claimer_thread:
+            notified.append(time.perf_counter())
+        return orig(*a)
+
+    def on_plan(orig: Callable[..., Any], *a: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return orig(*a)
+        finally:
+            plans.append((started, time.perf_counter()))
+
+    with _wrapped(world.ctx.wakeups, "notify", on_notify), \
+            _wrapped(rs, "plan_pool_pass", on_plan):
+        asyncio.run(main())
     # each claim takes one idle desktop and the plan replaces it with exactly one create, in
     # claim order (names carry increasing sequence numbers): match claims and creates FIFO
     first = samples[0][0] if samples else 0.0
     creates = sorted(t for _, t in platform_.create_calls if t > first)
     delays = [(tc - t0) * 1000 for (t0, _), tc in zip(samples, creates, strict=False)]
     missing = len(samples) - len(delays)
-    claim_ms = [(t1 - t0) * 1000 for t0, t1 in samples]
     print(f"  claim -> replacement create (Reconciler.run_forever, warm={warm} max={max_}, "
           f"{claims_n} claims {spacing * 1000:.0f} ms apart)")
     print(f"    delay  n={len(delays)}  {summary(delays)}")
-    print(f"    (the connect() itself: {summary(claim_ms)})")
     print(f"    claims without a replacement create: {missing} "
           f"(expected {max(0, warm + claims_n - max_)}: the pool reaches max={max_})")
     if delays:
         print(f"    p99 {goal(pct(delays, 99), CREATE_DELAY_GOAL_MS)}; "
               f"reconciler passes {reconciler.passes}")
+    parts: dict[str, list[float]] = {"claim": [], "wake": [], "plan": [], "spawn": []}
+    for (t0, _), t_notify, tc in zip(samples, notified, creates, strict=False):
+        plan = max((p for p in plans if p[1] <= tc), default=None, key=lambda p: p[1])
+        if plan is None:
+            continue
+        parts["claim"].append((t_notify - t0) * 1000)
+        parts["wake"].append((plan[0] - t_notify) * 1000)
+        parts["plan"].append((plan[1] - plan[0]) * 1000)
+        parts["spawn"].append((tc - plan[1]) * 1000)
+    labels = {
+        "claim": "connect() until its wake-up hint (claim transaction + commit)",
+        "wake": "hint -> plan_pool_pass starts (loop wake-up, to_thread; < 0: already running)",
+        "plan": "plan_pool_pass (load, plan, insert the intent: one write transaction)",
+        "spawn": "plan done -> sim create_desktop called (task start, DriverCache.get)",
+    }
+    print("    where the delay goes (ms):")
+    for key, label in labels.items():
+        if parts[key]:
+            print(f"      {label}: p50 {pct(parts[key], 50):.1f}  p99 {pct(parts[key], 99):.1f}")
     return delays
+
+
+@contextlib.contextmanager
+def _wrapped(owner: Any, name: str, hook: Callable[..., Any]) -> Iterator[None]:
+    """Replace ``owner.name`` by ``hook(original, *args)`` for the block (timing only)."""
+    original = getattr(owner, name)
+    setattr(owner, name, lambda *a: hook(original, *a))
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 # --- driver ----------------------------------------------------------------------------
@@ -543,8 +646,9 @@ def bench_database(kind: str, args: argparse.Namespace) -> None:
             delay_users = add_users(world, "claimer", args.claims)
             world.pool("delay", warm=args.warm, max=args.max, retention=3600, users=delay_users)
             asyncio.run(Reconciler(world.ctx).converge())
-            run_create_delay(world, delay_users, "delay", claims_n=args.claims,
-                             spacing=args.spacing, warm=args.warm, max_=args.max)
+            _section(args, lambda: run_create_delay(
+                world, delay_users, "delay", claims_n=args.claims, spacing=args.spacing,
+                warm=args.warm, max_=args.max))
             world.ctx.db.dispose()
         print(f"  (load average {_load()})")
     finally:
@@ -578,21 +682,31 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
           f"latency) in {t_conv:.1f} s = {t_conv / len(pool_names):.1f} s per pool")
     tracer = SqlTracer(world.ctx.db.engine)
     if "profile" in sections:
-        profile_one_claim(world, tracer, probes, "burst", top=args.top)
+        _section(args, lambda: profile_one_claim(world, tracer, probes, "burst", top=args.top))
     if "burst" in sections or any(n >= args.users for n in flights):
-        run_burst(world, tracer, users, "burst")
+        _section(args, lambda: run_burst(world, tracer, users, "burst"))
     tracer.remove()
     for n in flights:
         if n >= args.users:
-            run_sustained(world, users, "burst", inflight=args.users, rounds=args.rounds,
-                          first_connect_done=True)
+            _section(args, lambda: run_sustained(world, users, "burst", inflight=args.users,
+                                                 rounds=args.rounds, first_connect_done=True))
         else:
-            run_sustained(world, users, f"flight{n}", inflight=n, rounds=args.rounds)
+            _section(args, lambda n=n: run_sustained(world, users, f"flight{n}", inflight=n,
+                                                     rounds=args.rounds))
     world.ctx.db.dispose()
 
 
+def _section(args: argparse.Namespace, run: Callable[[], Any]) -> None:
+    """Run one measurement, after waiting for a quiet machine if asked; report the load."""
+    if args.quiet_wait:
+        wait_until_quiet(args.quiet_wait)
+    meter = CpuMeter()
+    run()
+    print(f"    machine during this run: {meter.report()}")
+
+
 def _entitle_by_group(world: World, users: list[Actor]) -> None:
-    from hotdesk.services.directory import save_group  # noqa: PLC0415
+    from hotdesk.services.directory import save_group
 
     save_group(world.ctx, world.admin, "everyone", members=[u.username for u in users])
 
@@ -620,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=5)
     parser.add_argument("--max", type=int, default=50)
     parser.add_argument("--top", type=int, default=15, help="cProfile lines to print")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="before each measurement wait up to SECONDS for idle CPUs")
     args = parser.parse_args(argv)
     print("hotdesk claim benchmark (sim driver: SIMULATED VMs, zero platform latency)")
     print(f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "

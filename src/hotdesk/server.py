@@ -17,6 +17,7 @@ from hotdesk.db.migrate import upgrade
 from hotdesk.reconciler.loop import Reconciler
 from hotdesk.services import bootstrap
 from hotdesk.services.context import BrokerContext
+from hotdesk.services.demo import ensure_demo
 from hotdesk.settings import Settings
 
 log = logging.getLogger("hotdesk.server")
@@ -37,6 +38,8 @@ def prepare_broker(settings: Settings, *, demo: bool | None = None) -> Broker:
     """Migrate the database, create the broker id, default tenant, admin and demo pool."""
     url = settings.database_url()
     upgrade(url)
+    if settings.reconciler.agent_url is None:
+        settings.reconciler.agent_url = f"http://10.0.2.2:{settings.api.port}"
     db = Database(url)
     ctx = BrokerContext(
         db=db, broker_id=bootstrap.ensure_broker_id(db), settings=settings.reconciler
@@ -44,7 +47,7 @@ def prepare_broker(settings: Settings, *, demo: bool | None = None) -> Broker:
     boot = bootstrap.ensure_default_tenant(ctx)
     note = None
     if settings.demo if demo is None else demo:
-        note = bootstrap.ensure_demo(
+        note = ensure_demo(
             ctx, boot.tenant_id, platform=settings.demo_platform, data_dir=settings.data_dir
         )
     return Broker(ctx=ctx, settings=settings, boot=boot, reconciler=Reconciler(ctx), demo_note=note)

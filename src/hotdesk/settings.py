@@ -41,6 +41,11 @@ class ReconcilerSettings(BaseModel):
     queue_ttl_seconds: float = 60.0
     claim_grace_seconds: float = 120.0
     provider_call_timeout_seconds: float = 120.0
+    agent_url: str | None = Field(
+        default=None,
+        description="URL guests use to reach the broker's agent endpoints; default: "
+        "http://10.0.2.2:<api port> (the host as seen from QEMU user networking)",
+    )
 
 
 class Settings(BaseSettings):

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 
+from hotdesk.api.app import create_app
 from hotdesk.services import auth
-from tests.api.helpers import Api, make_client
+from tests.api.helpers import Api, TestClient
 from tests.support import World
 
 
@@ -20,8 +22,18 @@ def cheap_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def apps() -> dict[str, FastAPI]:
+    """One app for the session: building the routes costs more than a test's requests."""
+    return {}
+
+
 @pytest.fixture
-def api(world: World) -> Iterator[Api]:
+def api(world: World, apps: dict[str, FastAPI]) -> Iterator[Api]:
     """The API of the world's broker, on SQLite and PostgreSQL."""
-    with make_client(world) as client:
+    app = apps.get("app")
+    if app is None:
+        app = apps["app"] = create_app(world.ctx)
+    app.state.ctx = world.ctx  # what create_app does; the routes read it per request
+    with TestClient(app) as client:
         yield Api(client, world)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy.exc import IntegrityError
 
 from hotdesk.api.app import create_app
 from hotdesk.api.errors import field_path
+from hotdesk.api.schemas.pools import PoolCreate, PoolRead, PoolUpdate
 from hotdesk.db.engine import Database
 from hotdesk.domain.errors import (
     Conflict,
@@ -16,6 +19,7 @@ from hotdesk.domain.errors import (
     ProviderError,
     ValidationFailed,
 )
+from hotdesk.domain.pools import PoolSpec
 from hotdesk.services.auth import AuthenticationFailed
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.health import record_health
@@ -179,6 +183,13 @@ def test_errors_map_to_http(offline_ctx: BrokerContext) -> None:
     }
     assert answers["missing"].json() == {"detail": "pool 'lab' not found"}
     assert answers["auth"].headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_pool_schemas_mirror_the_domain_pool_spec() -> None:
+    spec_fields = {f.name for f in dataclasses.fields(PoolSpec)}
+    assert set(PoolCreate.model_fields) == spec_fields
+    assert set(PoolUpdate.model_fields) == spec_fields
+    assert spec_fields <= set(PoolRead.model_fields)
 
 
 def test_field_paths_are_dotted() -> None:

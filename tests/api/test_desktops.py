@@ -121,5 +121,6 @@ async def test_tenant_event_log(api: Api) -> None:
     assert rest == events[2:]
     expect_invalid(api.get("/events", admin, params={"limit": 5000}), "limit")
     expect_invalid(api.get("/events", admin, params={"before": "yesterday"}), "before")
+    expect_invalid(api.get("/events", admin, params={"before": 10**30}), "before")
     expect(api.get("/events", admin, params={"pool": "nope"}), 404)
     expect(api.get("/events", admin, params={"desktop": "nope"}), 404)

@@ -100,6 +100,7 @@ def test_organization_crud_and_tree(api: Api) -> None:
         201,
     )
     assert (child["parent"], child["display_name"]) == ("school", "Class A")
+    assert expect(api.get("/organizations/class-a", admin), 200) == child
     expect(api.post("/organizations", admin, json={"name": "school"}), 409)
     expect_invalid(
         api.post("/organizations", admin, json={"name": "x", "parent": "nowhere"}), "parent"

@@ -88,6 +88,7 @@ def test_invalid_pool_edit_leaves_the_last_good_definition(api: Api) -> None:
         ({"name_pattern": "no-sequence"}, "name_pattern"),
         ({"provision_concurrency": 0}, "provision_concurrency"),
         ({"sequence_start": -1}, "sequence_start"),
+        ({"sequence_start": 10**12}, "sequence_start"),
         ({"datastores": ["a", "a"]}, "datastores"),
         ({"auto_create_project": True, "project": "p"}, "project"),
         ({"permissions": [{"user": "a", "role": "user", "may": []}]}, "permissions[0]"),

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import event as note_event
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -291,6 +292,11 @@ class BrokerMachine(RuleBasedStateMachine):
             assert card.position is not None and card.waiting is not None
             assert 1 <= card.position <= card.waiting
 
+    @rule(whos=st.lists(st.integers(0, N_USERS - 1), min_size=2, max_size=4))
+    def connect_several(self, whos: list[int]) -> None:
+        for who in whos:
+            self.connect(who)
+
     @rule(who=st.integers(0, N_USERS - 1))
     def disconnect(self, who: int) -> None:
         user = self.users[who]
@@ -320,13 +326,12 @@ class BrokerMachine(RuleBasedStateMachine):
     def advance_time(self, seconds: int) -> None:
         self.clock.advance(seconds)
 
-    @rule(n=st.integers(1, 4))
-    def fail_next_creates(self, n: int) -> None:
-        self.platform.fail_next_creates = n
-
-    @rule()
-    def toggle_outage(self) -> None:
-        self.platform.outage = not self.platform.outage
+    @rule(trouble=st.sampled_from(["fail-1", "fail-4", "outage-on", "outage-off"]))
+    def platform_trouble(self, trouble: str) -> None:
+        if trouble.startswith("fail-"):
+            self.platform.fail_next_creates = int(trouble.removeprefix("fail-"))
+        else:
+            self.platform.outage = trouble == "outage-on"
 
     @rule()
     def reconcile(self) -> None:
@@ -369,26 +374,19 @@ class BrokerMachine(RuleBasedStateMachine):
         for d in self._idle(list(after.values())):
             assert d.template_revision_id == current
 
-    @rule(pick=st.integers(0, N_USERS - 1))
-    def admin_release(self, pick: int) -> None:
-        held = [d for d in self._live() if d.user_id is not None]
-        if not held:
+    @rule(pick=st.integers(0, 10), assigned=st.booleans())
+    def admin_release(self, pick: int, assigned: bool) -> None:
+        live = [d for d in self._live() if d.state != S.DELETING.value]
+        candidates = [d for d in live if (d.user_id is not None) == assigned]
+        if not candidates:
             return
-        desktop = held[pick % len(held)]
-        operations.admin_release(self.ctx, self.world.admin, desktop.id, force=True)
-        assert self._held_by(desktop.user_id) is None
-
-    @rule(pick=st.integers(0, 10))
-    def admin_release_refuses_unassigned(self, pick: int) -> None:
-        idle = [d for d in self._live() if d.user_id is None and d.state != S.DELETING.value]
-        if not idle:
-            return
-        desktop = idle[pick % len(idle)]
-        try:
+        desktop = candidates[pick % len(candidates)]
+        if assigned:  # L3: immediate release, even while connected (force)
             operations.admin_release(self.ctx, self.world.admin, desktop.id, force=True)
-        except Conflict:
+            assert self._held_by(desktop.user_id) is None
             return
-        raise AssertionError("immediate release of an unassigned desktop must be refused")
+        with pytest.raises(Conflict):  # nobody's desktop: nothing to release
+            operations.admin_release(self.ctx, self.world.admin, desktop.id, force=True)
 
     # --- rule: recovery ------------------------------------------------------------------
 
@@ -404,9 +402,9 @@ class BrokerMachine(RuleBasedStateMachine):
         assert not [d for d in live if d.state not in {s.value for s in HELD_STATES | {S.READY}}]
         held = [d for d in live if d.user_id is not None]
         idle = self._idle(live)
-        assert len(idle) == min(self.warm, self.max - len(held)), (
-            [(d.name, d.state, d.user_id) for d in live]
-        )
+        assert len(idle) == min(self.warm, self.max - len(held)), [
+            (d.name, d.state, d.user_id) for d in live
+        ]
         if self._fresh_waiting():
             assert len(live) == self.max and not idle  # waiters only while the pool is full
 
@@ -452,9 +450,7 @@ class BrokerMachine(RuleBasedStateMachine):
                 events=list(
                     session.scalars(
                         select(EventRow)
-                        .where(
-                            EventRow.pool_id == self.pool_id, EventRow.id > self.last_event_id
-                        )
+                        .where(EventRow.pool_id == self.pool_id, EventRow.id > self.last_event_id)
                         .order_by(EventRow.id)
                     )
                 ),

@@ -96,7 +96,9 @@ class LibvirtCase:
         )
 
 
-async def _poll_ready(provider: Provider, ref: InstanceRef, timeout: float, interval: float) -> None:
+async def _poll_ready(
+    provider: Provider, ref: InstanceRef, timeout: float, interval: float
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

@@ -45,25 +45,9 @@ READY_TIMEOUT = 90.0
 
 def libvirt_available() -> str | None:
     """``None`` if real-VM tests can run here, else the reason to skip them."""
-    try:
-        import libvirt
-    except ImportError:
-        return "libvirt-python is not installed (run: sudo scripts/setup-libvirt.sh .venv)"
-    for tool in ("qemu-img", "dpkg-deb", "apt-get"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (run: sudo scripts/setup-libvirt.sh .venv)"
-    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-    try:
-        conn = libvirt.open(URI)
-    except libvirt.libvirtError as exc:
-        return f"libvirtd does not answer at {URI}: {exc} (run: sudo scripts/setup-libvirt.sh)"
-    try:
-        conn.getDomainCapabilities(None, "x86_64", None, "qemu", 0)
-    except libvirt.libvirtError as exc:
-        return f"libvirt at {URI} cannot run x86_64 QEMU guests: {exc}"
-    finally:
-        conn.close()
-    return None
+    from hotdesk.providers.libvirt.probe import libvirt_unavailable
+
+    return libvirt_unavailable(URI)
 
 
 @functools.cache

@@ -73,8 +73,9 @@ async def test_create_is_idempotent_by_name(driver_case: Any) -> None:
     assert again.ref.name == first.ref.name
     if first.ref.platform_id is not None:
         assert again.ref.platform_id == first.ref.platform_id  # the same VM, not a second one
-    listed = [i for i in await provider.list_desktops(owner=driver_case.owner)
-              if i.ref.name == req.name]
+    listed = [
+        i for i in await provider.list_desktops(owner=driver_case.owner) if i.ref.name == req.name
+    ]
     assert len(listed) == 1
 
 
@@ -217,9 +218,7 @@ async def test_console_and_console_log(driver_case: Any) -> None:
 
 
 @pytest.mark.parametrize("call", ["power", "console", "console_log"])
-async def test_operations_on_a_missing_vm_are_permanent_errors(
-    driver_case: Any, call: str
-) -> None:
+async def test_operations_on_a_missing_vm_are_permanent_errors(driver_case: Any, call: str) -> None:
     provider = driver_case.provider
     ref = InstanceRef(name=driver_case.name(f"missing-{call}"))
     with pytest.raises(PermanentError):

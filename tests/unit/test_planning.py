@@ -312,8 +312,10 @@ def test_recreate_without_a_current_revision_only_removes_failed() -> None:
 def test_recreate_never_touches_assigned(
     specs: list[tuple[DesktopState, bool, str | None]], current: str | None
 ) -> None:
-    desktops = [desk(s, user=f"u{i}" if has_user else None, rev=r) for i, (s, has_user, r) in
-                enumerate(specs)]
+    desktops = [
+        desk(s, user=f"u{i}" if has_user else None, rev=r)
+        for i, (s, has_user, r) in enumerate(specs)
+    ]
     targets = set(recreate_targets(desktops, current))
     by_id = {d.id: d for d in desktops}
     for desktop_id in targets:

@@ -120,7 +120,7 @@ def test_invalid_transition_is_a_conflict() -> None:
 
 
 def test_deleted_is_the_only_terminal_state() -> None:
-    assert TERMINAL_STATES == {S.DELETED}
+    assert {S.DELETED} == TERMINAL_STATES
     assert ALLOWED_TRANSITIONS[S.DELETED] == frozenset()
     for state in set(DesktopState) - {S.DELETED}:
         assert ALLOWED_TRANSITIONS[state], f"{state} is a dead end"
@@ -165,10 +165,10 @@ def test_nothing_returns_to_provisioning() -> None:
 
 
 def test_state_sets() -> None:
-    assert LIVE_STATES == set(DesktopState) - {S.DELETED}
-    assert PROVISIONING_STATES == {S.CREATING, S.BOOTING}
-    assert HELD_STATES == {S.ASSIGNED, S.CONNECTED, S.DISCONNECTED}
-    assert RETAINED_STATES == {S.ASSIGNED, S.DISCONNECTED}
+    assert set(DesktopState) - {S.DELETED} == LIVE_STATES
+    assert {S.CREATING, S.BOOTING} == PROVISIONING_STATES
+    assert {S.ASSIGNED, S.CONNECTED, S.DISCONNECTED} == HELD_STATES
+    assert {S.ASSIGNED, S.DISCONNECTED} == RETAINED_STATES
     assert RETAINED_STATES < HELD_STATES
     assert ON_PLATFORM_STATES <= LIVE_STATES
     assert S.CREATING not in ON_PLATFORM_STATES  # the VM may not exist yet

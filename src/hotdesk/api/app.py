@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.types import Lifespan
 
 from hotdesk import __version__
 from hotdesk.api.errors import install_error_handlers
-from hotdesk.api.routers import auth, desktops, directory, health, me, pools, providers, templates
+from hotdesk.api.routers import (
+    agent,
+    apply,
+    auth,
+    desktops,
+    directory,
+    health,
+    me,
+    pools,
+    providers,
+    templates,
+)
 from hotdesk.api.schemas.common import ErrorRead, ValidationErrorRead
 from hotdesk.services.context import BrokerContext
 from hotdesk.settings import ApiSettings, Settings
@@ -73,9 +84,7 @@ def create_app(
     app.state.settings = settings
     app.state.api_settings = settings.api if settings is not None else ApiSettings()
     install_error_handlers(app)
-    v1 = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-    for module in (auth, me, pools, desktops, providers, templates, directory):
-        v1.include_router(module.router)
-    app.include_router(v1)
+    for module in (auth, me, pools, desktops, providers, templates, directory, apply, agent):
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(health.router)
     return app

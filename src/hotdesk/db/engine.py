@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +30,23 @@ class Database:
         write_engine = self.engine.execution_options(hotdesk_begin="IMMEDIATE")
         self._writer = sessionmaker(write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._local = threading.local()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """A transaction that may write; committed on success, rolled back on error."""
-        with self._writer() as session, session.begin():
-            yield session
+        """A transaction that may write; committed on success, rolled back on error.
+
+        Write transactions never nest in one thread: on SQLite the inner one would wait
+        forever for the lock the outer one holds, so nesting fails at once instead.
+        """
+        if getattr(self._local, "writing", False):
+            raise RuntimeError("nested write transaction: finish the outer one first")
+        self._local.writing = True
+        try:
+            with self._writer() as session, session.begin():
+                yield session
+        finally:
+            self._local.writing = False
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -244,6 +244,8 @@ class DesktopRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     agent_secret_hash: Mapped[str | None] = mapped_column(String(64))
     agent_ready: Mapped[bool] = mapped_column(Boolean, default=False)
+    agent_seen_at: Mapped[datetime | None]
+    guest_user: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     state_since: Mapped[datetime]
     assigned_at: Mapped[datetime | None]

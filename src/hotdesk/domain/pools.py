@@ -104,6 +104,8 @@ def _validate_sizing(spec: PoolSpec) -> None:
         )
     if spec.sequence_start < 0:
         raise ValidationFailed("sequence_start", "the sequence must start at 0 or more")
+    if spec.sequence_start > 10**9:  # names are checked up to this; the column is 32-bit
+        raise ValidationFailed("sequence_start", "the sequence must start at 10^9 or less")
 
 
 def _validate_references(

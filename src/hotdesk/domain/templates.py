@@ -30,6 +30,10 @@ def validate_template_spec(spec: dict[str, Any]) -> dict[str, Any]:
     image = spec.get("image")
     if not isinstance(image, str) or not image.strip():
         raise ValidationFailed("spec.image", "an image is required")
+    if len(image) > 1000:
+        raise ValidationFailed("spec.image", "at most 1000 characters")
+    if len(repr(spec.get("extra", {}))) > 20000:
+        raise ValidationFailed("spec.extra", "at most 20000 characters of settings")
     out: dict[str, Any] = {"image": image.strip()}
     out["vcpus"] = _int(spec, "vcpus", 1, 1, 256)
     out["memory_mib"] = _int(spec, "memory_mib", 1024, 64, 1024 * 1024)
@@ -59,4 +63,6 @@ def _names(spec: dict[str, Any], key: str) -> list[str]:
     value = spec.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ValidationFailed(f"spec.{key}", "must be a list of names")
+    if len(value) > 64 or any(len(v) > 200 for v in value):
+        raise ValidationFailed(f"spec.{key}", "at most 64 names of at most 200 characters")
     return list(value)

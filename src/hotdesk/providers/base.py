@@ -86,6 +86,19 @@ class CreateRequest:
     project: str | None = None
     datastore: str | None = None
     image_ref: str | None = None  # a published base image, when the driver publishes
+    agent: AgentBootstrap | None = None  # how the guest agent reaches the broker (G1)
+
+
+@dataclass(frozen=True)
+class AgentBootstrap:
+    """What a guest agent needs: the broker URL, the desktop id and its credential.
+
+    Drivers hand it to the guest (kernel command line, cloud-init, SMBIOS...).
+    """
+
+    url: str
+    desktop_id: str
+    token: str
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ from typing import Any
 from hotdesk.domain.errors import ValidationFailed
 from hotdesk.providers.base import Provider
 
-_BUILTIN = {"sim": "hotdesk.providers.sim:SimProvider"}
+_BUILTIN = {
+    "sim": "hotdesk.providers.sim:SimProvider",
+    "libvirt": "hotdesk.providers.libvirt:LibvirtProvider",
+}
 
 
 def provider_kinds() -> dict[str, str]:

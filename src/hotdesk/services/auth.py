@@ -39,6 +39,16 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash to verify against when the user is unknown, so timing does not tell."""
+    if not _DUMMY:
+        _DUMMY.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -54,7 +64,8 @@ def login(
             .where(TenantRow.name == tenant, UserRow.username == username)
         )
         user_id = user.id if user and not user.disabled else None
-        ok = user is not None and verify_password(user.password_hash, password)
+        stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+        ok = verify_password(stored, password) and user is not None  # same work either way
     if not ok or user_id is None:
         raise AuthenticationFailed("wrong tenant, user name or password")
     token = issue_token(ctx, user_id, ttl_hours=ttl_hours, label="login")

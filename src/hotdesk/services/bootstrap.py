@@ -114,15 +114,3 @@ def ensure_demo_pool(
     pools.save_pool(ctx, actor, spec)
     pools.set_entitlements(ctx, actor, "demo", [EntitlementLine("user", actor.username)])
     return True
-
-
-SIM_NOTE = (
-    "demo pool 'demo' runs on the SIMULATED platform (driver 'sim': no real VMs). "
-    "Set HOTDESK_DEMO_PLATFORM=libvirt for real VMs."
-)
-
-
-def ensure_demo(ctx: BrokerContext, tenant_id: str, *, platform: str, data_dir: object) -> str:
-    """Create the demo pool on the requested platform; say which one it runs on."""
-    ensure_demo_pool(ctx, tenant_id)
-    return SIM_NOTE

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hotdesk.db.models import DesktopRow, PoolRow, QueueEntryRow, SessionRow
+from hotdesk.db.models import DesktopRow, PoolRow, QueueEntryRow, SessionRow, UserRow
 from hotdesk.domain.claims import CardState, ClaimOutcome, ClaimSituation, decide_claim
 from hotdesk.domain.errors import Conflict
 from hotdesk.domain.pools import retention_deadline
@@ -71,16 +71,21 @@ def connect(ctx: BrokerContext, actor: Actor, pool_name: str) -> Card:
 def _connect_in_tx(
     session: Session, ctx: BrokerContext, pool: PoolRow, actor: Actor, user_id: str, now: datetime
 ) -> Card:
+    _lock_user(session, user_id)
     held = held_desktop(session, pool.id, user_id)
     if held is None and pool.draining:
         raise Conflict(f"pool {pool.name!r} is being deleted: no new desktops")
     entry = _waiting_entry(session, pool.id, user_id)
+    if entry is not None and entry.last_seen_at < _fresh_after(ctx, now):
+        _end_entry(entry, "expired", now)  # stopped polling: that place is gone, queue anew
+        session.flush()
+        entry = None
     if held is None and entry is not None:
         entry.last_seen_at = now
         serve_queue(session, ctx, pool, now)
         held = held_desktop(session, pool.id, user_id)
         if held is None:
-            return card_for(session, ctx, pool, user_id, now, outcome=ClaimOutcome.QUEUED)
+            return _card(session, ctx, pool, user_id, now, None, outcome=ClaimOutcome.QUEUED)
     outcome = decide_claim(_situation(session, ctx, pool, held, now))
     if outcome is ClaimOutcome.ASSIGNED_READY:
         held = _take_idle(session, pool.id, [S.READY.value], user_id, now)
@@ -94,7 +99,16 @@ def _connect_in_tx(
     if held is not None:
         _record_assignment(session, held, actor, outcome, now)
         _start_session_if_ready(session, held, actor, now)
-    return card_for(session, ctx, pool, user_id, now, outcome=outcome)
+    return _card(session, ctx, pool, user_id, now, held, outcome=outcome)
+
+
+def _lock_user(session: Session, user_id: str) -> None:
+    """One Connect per user at a time (C2, C4): a second one waits, then sees the first's result.
+
+    Without it, two Connects of one user on PostgreSQL could take a desktop and a place in the
+    queue at once. A row lock on PostgreSQL; SQLite already runs one writer at a time.
+    """
+    session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
 
 
 def _situation(
@@ -122,36 +136,36 @@ def _situation(
 def _take_idle(
     session: Session, pool_id: str, states: list[str], user_id: str, now: datetime
 ) -> DesktopRow | None:
-    """Atomically give one idle desktop in ``states`` to the user (SKIP LOCKED on PostgreSQL)."""
-    for _ in range(3):
-        candidate = session.scalar(
-            select(DesktopRow.id)
-            .where(
-                DesktopRow.pool_id == pool_id,
-                DesktopRow.user_id.is_(None),
-                DesktopRow.state.in_(states),
-            )
-            .order_by(DesktopRow.state_since, DesktopRow.sequence)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+    """Atomically give one idle desktop in ``states`` to the user, in one statement.
+
+    ``UPDATE ... WHERE id = (SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING``: on
+    PostgreSQL concurrent claims lock different rows and never wait on each other; on SQLite
+    writers are already serialised by ``BEGIN IMMEDIATE``. The row we locked is still idle
+    when the outer UPDATE re-checks it, so a lost race cannot happen and no retry is needed.
+    """
+    candidate = (
+        select(DesktopRow.id)
+        .where(
+            DesktopRow.pool_id == pool_id,
+            DesktopRow.user_id.is_(None),
+            DesktopRow.state.in_(states),
         )
-        if candidate is None:
-            return None
-        result = session.execute(
-            update(DesktopRow)
-            .where(
-                DesktopRow.id == candidate,
-                DesktopRow.user_id.is_(None),
-                DesktopRow.state.in_(states),
-            )
-            .values(user_id=user_id, assigned_at=now, version=DesktopRow.version + 1)
-            .execution_options(synchronize_session=False)
+        .order_by(DesktopRow.state_since, DesktopRow.sequence)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return session.scalars(
+        update(DesktopRow)
+        .where(
+            DesktopRow.id == candidate,
+            DesktopRow.user_id.is_(None),
+            DesktopRow.state.in_(states),
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            desktop = session.get(DesktopRow, candidate, populate_existing=True)
-            assert desktop is not None
-            return desktop
-    return None
+        .values(user_id=user_id, assigned_at=now, version=DesktopRow.version + 1)
+        .returning(DesktopRow)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def _create_or_enqueue(
@@ -409,6 +423,9 @@ def serve_queue(session: Session, ctx: BrokerContext, pool: PoolRow, now: dateti
         .order_by(QueueEntryRow.seq)
     ).all()
     for entry in waiters:
+        if held_desktop(session, pool.id, entry.user_id) is not None:
+            _end_entry(entry, "cancelled", now)  # holds one already (C2): never blocks the line
+            continue
         desktop = _desktop_for_waiter(session, pool, entry, now)
         if desktop is None:
             break
@@ -432,8 +449,6 @@ def serve_queue(session: Session, ctx: BrokerContext, pool: PoolRow, now: dateti
 def _desktop_for_waiter(
     session: Session, pool: PoolRow, entry: QueueEntryRow, now: datetime
 ) -> DesktopRow | None:
-    if held_desktop(session, pool.id, entry.user_id) is not None:
-        return None
     desktop = _take_idle(session, pool.id, [S.READY.value], entry.user_id, now)
     if desktop is not None:
         move_desktop(
@@ -469,6 +484,21 @@ def card_for(
     outcome: ClaimOutcome | None = None,
 ) -> Card:
     """The user's card for one pool."""
+    desktop = held_desktop(session, pool.id, user_id)
+    return _card(session, ctx, pool, user_id, now, desktop, outcome=outcome)
+
+
+def _card(
+    session: Session,
+    ctx: BrokerContext,
+    pool: PoolRow,
+    user_id: str,
+    now: datetime,
+    desktop: DesktopRow | None,
+    *,
+    outcome: ClaimOutcome | None = None,
+) -> Card:
+    """The card, given the desktop the user holds in the pool (already looked up)."""
     retention = timedelta(seconds=pool.retention_seconds)
     base = {
         "pool_id": pool.id,
@@ -476,7 +506,6 @@ def card_for(
         "retention_seconds": pool.retention_seconds,
         "outcome": outcome.value if outcome else None,
     }
-    desktop = held_desktop(session, pool.id, user_id)
     if desktop is not None:
         state = DesktopState(desktop.state)
         grace = timedelta(seconds=ctx.settings.claim_grace_seconds)

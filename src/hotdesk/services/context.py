@@ -83,6 +83,7 @@ class BrokerContext:
     settings: ReconcilerSettings = field(default_factory=ReconcilerSettings)
     clock: Callable[[], datetime] = utcnow
     wakeups: Wakeups = field(default_factory=Wakeups)
+    agent_secret: bytes | None = None
 
     def now(self) -> datetime:
         """The current time according to this context's clock."""

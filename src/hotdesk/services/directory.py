@@ -365,9 +365,7 @@ def save_organization(
                 select(OrganizationRow.id, OrganizationRow.parent_id).where(
                     OrganizationRow.tenant_id == actor.tenant_id
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         if would_create_cycle(org.id, parent_id, tree):
             raise ValidationFailed("parent", f"{parent!r} is below {name!r}: that would be a cycle")

@@ -88,5 +88,14 @@ def move_desktop(
 
 
 def lock_desktop(session: Session, desktop_id: str) -> DesktopRow | None:
-    """Load a desktop for update (row lock on PostgreSQL; SQLite is already serialised)."""
-    return session.scalar(select(DesktopRow).where(DesktopRow.id == desktop_id).with_for_update())
+    """Load a desktop for update (row lock on PostgreSQL; SQLite is already serialised).
+
+    Re-read under the lock (``populate_existing``), so a copy loaded earlier in the session
+    never hides a change another transaction committed meanwhile.
+    """
+    return session.scalar(
+        select(DesktopRow)
+        .where(DesktopRow.id == desktop_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )

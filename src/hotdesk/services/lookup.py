@@ -36,8 +36,17 @@ def get_pool(session: Session, tenant_id: str, name: str) -> PoolRow:
 
 
 def lock_pool(session: Session, pool_id: str) -> PoolRow:
-    """Load a pool with a row lock (PostgreSQL); serialises creations against ``max``."""
-    pool = session.scalar(select(PoolRow).where(PoolRow.id == pool_id).with_for_update())
+    """Load a pool with a row lock (PostgreSQL); serialises creations against ``max``.
+
+    The row is re-read under the lock (``populate_existing``): a copy loaded earlier in the
+    session may be stale, e.g. ``next_sequence`` already used by a concurrent claim.
+    """
+    pool = session.scalar(
+        select(PoolRow)
+        .where(PoolRow.id == pool_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     if pool is None:
         raise NotFound("pool", pool_id)
     return pool

@@ -10,20 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hotdesk.db.models import (
-    DesktopRow,
-    EntitlementRow,
-    EventRow,
-    GroupMemberRow,
-    GroupRow,
-    OrganizationRow,
     PoolRow,
     ProviderRow,
     QueueEntryRow,
     TemplateRow,
-    UserRow,
 )
 from hotdesk.domain.durations import format_duration
-from hotdesk.domain.entitlement import Directory, Entitlement, effective_users
 from hotdesk.domain.errors import Conflict, NotFound, ValidationFailed
 from hotdesk.domain.pools import (
     PermissionRule,
@@ -37,7 +29,7 @@ from hotdesk.domain.pools import (
 from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.directory import require_admin
-from hotdesk.services.events import record_event
+from hotdesk.services.events import lock_desktop, record_event
 from hotdesk.services.images import ImageState, images_of_pool
 from hotdesk.services.lookup import current_revision_id, desktop_view, get_pool, live_desktops
 
@@ -289,16 +281,21 @@ def recreate_pool(ctx: BrokerContext, actor: Actor, name: str) -> list[str]:
         now = ctx.now()
         pool = get_pool(session, actor.tenant_id, name)
         current = current_revision_id(session, pool)
-        rows = {d.id: d for d in live_desktops(session, pool.id)}
-        targets = recreate_targets([desktop_view(d) for d in rows.values()], current)
-        for desktop_id in targets:
+        rows = live_desktops(session, pool.id)
+        targets = []
+        for desktop_id in recreate_targets([desktop_view(d) for d in rows], current):
+            # re-checked on the locked row: a user may have claimed it meanwhile (T2)
+            desktop = lock_desktop(session, desktop_id)
+            if desktop is None or not recreate_targets([desktop_view(desktop)], current):
+                continue
             release_desktop(
                 session,
-                rows[desktop_id],
+                desktop,
                 actor=actor,
                 now=now,
                 reason="Recreate: failed or not on the current template revision",
             )
+            targets.append(desktop_id)
         record_event(
             session,
             tenant_id=pool.tenant_id,
@@ -342,216 +339,32 @@ def delete_pool(ctx: BrokerContext, actor: Actor, name: str) -> None:
     ctx.wakeups.notify(pool_id)
 
 
-# --- entitlements ----------------------------------------------------------------------
+# Entitlements and inventory live in their own modules; these names stay reachable from here.
+from hotdesk.services.entitlements import (  # noqa: E402
+    EntitlementLine,
+    entitled_pools,
+    get_entitlements,
+    load_directory,
+    set_entitlements,
+)
+from hotdesk.services.inventory import list_desktops, list_events  # noqa: E402
 
-
-@dataclass(frozen=True)
-class EntitlementLine:
-    """One entitlement by name, as admins write it."""
-
-    kind: str
-    name: str
-    include_suborganizations: bool = False
-
-
-_KIND_ROWS: dict[str, tuple[Any, str]] = {
-    "user": (UserRow, "username"),
-    "group": (GroupRow, "name"),
-    "organization": (OrganizationRow, "name"),
-}
-
-
-def set_entitlements(
-    ctx: BrokerContext, actor: Actor, pool_name: str, lines: list[EntitlementLine]
-) -> bool:
-    """Replace a pool's entitlement lines (C1). Returns whether anything changed."""
-    require_admin(actor)
-    with ctx.db.write() as session:
-        pool = get_pool(session, actor.tenant_id, pool_name)
-        wanted = {_resolve_line(session, actor.tenant_id, i, line) for i, line in enumerate(lines)}
-        current = {
-            (r.kind, r.subject_id, r.include_suborganizations)
-            for r in session.scalars(
-                select(EntitlementRow).where(EntitlementRow.pool_id == pool.id)
-            )
-        }
-        if wanted == current:
-            return False
-        for row in session.scalars(select(EntitlementRow).where(EntitlementRow.pool_id == pool.id)):
-            session.delete(row)
-        session.flush()
-        for kind, subject_id, subs in sorted(wanted):
-            session.add(
-                EntitlementRow(
-                    pool_id=pool.id, kind=kind, subject_id=subject_id, include_suborganizations=subs
-                )
-            )
-        record_event(
-            session,
-            tenant_id=pool.tenant_id,
-            actor=actor,
-            kind="entitlements",
-            now=ctx.now(),
-            pool_id=pool.id,
-            reason=f"{len(wanted)} entitlement line(s) set",
-            data={"lines": [asdict(line) for line in lines]},
-        )
-    return True
-
-
-def _resolve_line(
-    session: Session, tenant_id: str, index: int, line: EntitlementLine
-) -> tuple[str, str, bool]:
-    where = f"entitlements[{index}]"
-    if line.kind not in _KIND_ROWS:
-        raise ValidationFailed(f"{where}.kind", "must be user, group or organization")
-    model, column = _KIND_ROWS[line.kind]
-    row_id = session.scalar(
-        select(model.id).where(model.tenant_id == tenant_id, getattr(model, column) == line.name)
-    )
-    if row_id is None:
-        raise ValidationFailed(f"{where}.name", f"unknown {line.kind} {line.name!r}")
-    if line.include_suborganizations and line.kind != "organization":
-        raise ValidationFailed(
-            f"{where}.include_suborganizations", "only organizations have sub-organizations"
-        )
-    return line.kind, row_id, line.include_suborganizations
-
-
-def get_entitlements(
-    ctx: BrokerContext, actor: Actor, pool_name: str
-) -> tuple[list[EntitlementLine], list[str]]:
-    """A pool's entitlement lines and its de-duplicated effective user names (C1)."""
-    require_admin(actor)
-    with ctx.db.read() as session:
-        pool = get_pool(session, actor.tenant_id, pool_name)
-        rows = session.scalars(
-            select(EntitlementRow).where(EntitlementRow.pool_id == pool.id)
-        ).all()
-        lines = []
-        for r in rows:
-            model, column = _KIND_ROWS[r.kind]
-            name = session.scalar(select(getattr(model, column)).where(model.id == r.subject_id))
-            lines.append(EntitlementLine(r.kind, str(name), r.include_suborganizations))
-        users = effective_users(
-            [Entitlement(r.kind, r.subject_id, r.include_suborganizations) for r in rows],
-            load_directory(session, actor.tenant_id),
-        )
-        names = session.scalars(
-            select(UserRow.username)
-            .where(UserRow.id.in_(users), UserRow.disabled.is_(False))
-            .order_by(UserRow.username)
-        ).all()
-        return lines, list(names)
-
-
-def load_directory(session: Session, tenant_id: str) -> Directory:
-    """The tenant's groups, organisation members and tree as plain data."""
-    groups: dict[str, set[str]] = {}
-    for group_id, user_id in session.execute(
-        select(GroupMemberRow.group_id, GroupMemberRow.user_id)
-        .join(GroupRow, GroupRow.id == GroupMemberRow.group_id)
-        .where(GroupRow.tenant_id == tenant_id)
-    ):
-        groups.setdefault(group_id, set()).add(user_id)
-    orgs: dict[str, set[str]] = {}
-    for user_id, org_id in session.execute(
-        select(UserRow.id, UserRow.organization_id).where(
-            UserRow.tenant_id == tenant_id, UserRow.organization_id.is_not(None)
-        )
-    ):
-        if org_id is not None:
-            orgs.setdefault(org_id, set()).add(user_id)
-    parents = dict(
-        session.execute(
-            select(OrganizationRow.id, OrganizationRow.parent_id).where(
-                OrganizationRow.tenant_id == tenant_id
-            )
-        )
-        .tuples()
-        .all()
-    )
-    return Directory(
-        group_members={k: frozenset(v) for k, v in groups.items()},
-        org_members={k: frozenset(v) for k, v in orgs.items()},
-        org_parent=parents,
-    )
-
-
-def entitled_pools(session: Session, actor: Actor) -> list[PoolRow]:
-    """Live pools the actor may claim from."""
-    from hotdesk.services.lookup import user_is_entitled
-
-    if actor.user_id is None:
-        return []
-    pools = session.scalars(
-        select(PoolRow)
-        .where(PoolRow.tenant_id == actor.tenant_id, PoolRow.deleted_at.is_(None))
-        .order_by(PoolRow.name)
-    )
-    return [p for p in pools if user_is_entitled(session, p.id, actor.user_id)]
-
-
-# --- desktops and events ---------------------------------------------------------------
-
-
-def list_desktops(
-    ctx: BrokerContext, actor: Actor, pool_name: str | None = None, *, include_deleted: bool = False
-) -> list[tuple[DesktopRow, str | None, int | None]]:
-    """Desktops of the tenant (or one pool) with their user name and revision number."""
-    require_admin(actor)
-    from hotdesk.db.models import TemplateRevisionRow
-
-    with ctx.db.read() as session:
-        query = (
-            select(DesktopRow, UserRow.username, TemplateRevisionRow.number)
-            .outerjoin(UserRow, UserRow.id == DesktopRow.user_id)
-            .outerjoin(
-                TemplateRevisionRow, TemplateRevisionRow.id == DesktopRow.template_revision_id
-            )
-            .where(DesktopRow.tenant_id == actor.tenant_id)
-        )
-        if pool_name is not None:
-            query = query.where(
-                DesktopRow.pool_id == get_pool(session, actor.tenant_id, pool_name).id
-            )
-        if not include_deleted:
-            query = query.where(DesktopRow.state != "deleted")
-        rows = (
-            session.execute(query.order_by(DesktopRow.pool_id, DesktopRow.sequence)).tuples().all()
-        )
-        return [(d, u, n) for d, u, n in rows]
-
-
-def list_events(
-    ctx: BrokerContext,
-    actor: Actor,
-    *,
-    pool_name: str | None = None,
-    desktop_id: str | None = None,
-    limit: int = 200,
-    before: int | None = None,
-) -> list[EventRow]:
-    """O2: events of a pool, a desktop or the whole tenant, newest first."""
-    require_admin(actor)
-    if not 1 <= limit <= 1000:
-        raise ValidationFailed("limit", "must be from 1 to 1000")
-    with ctx.db.read() as session:
-        query = select(EventRow).where(EventRow.tenant_id == actor.tenant_id)
-        if pool_name is not None:
-            pool = session.scalar(
-                select(PoolRow)
-                .where(PoolRow.tenant_id == actor.tenant_id, PoolRow.name == pool_name)
-                .order_by(PoolRow.created_at.desc())
-            )
-            if pool is None:
-                raise NotFound("pool", pool_name)
-            query = query.where(EventRow.pool_id == pool.id)
-        if desktop_id is not None:
-            desktop = session.get(DesktopRow, desktop_id)
-            if desktop is None or desktop.tenant_id != actor.tenant_id:
-                raise NotFound("desktop", desktop_id)
-            query = query.where(EventRow.desktop_id == desktop_id)
-        if before is not None:
-            query = query.where(EventRow.id < before)
-        return list(session.scalars(query.order_by(EventRow.id.desc()).limit(limit)))
+__all__ = [
+    "EntitlementLine",
+    "PoolStatus",
+    "delete_pool",
+    "entitled_pools",
+    "get_entitlements",
+    "get_pool_row",
+    "list_desktops",
+    "list_events",
+    "list_pools",
+    "load_directory",
+    "pool_status",
+    "recreate_pool",
+    "save_pool",
+    "set_entitlements",
+    "spec_from_json",
+    "spec_to_json",
+    "status_of",
+]

@@ -6,6 +6,7 @@ Every apply is guarded by the state the work was loaded in: if the desktop moved
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,15 +17,17 @@ from hotdesk.db.models import DesktopRow, PoolRow, ProviderRow, TemplateRevision
 from hotdesk.domain.durations import format_duration
 from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
 from hotdesk.domain.names import desktop_tags
-from hotdesk.domain.pools import PlanInput, PoolPlan, plan_pool
+from hotdesk.domain.pools import PlanInput, PoolPlan, plan_pool, retention_deadline
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
 from hotdesk.providers.base import (
+    AgentBootstrap,
     ConsoleEndpoint,
     CreateRequest,
     Instance,
     InstanceRef,
     TemplateSpec,
 )
+from hotdesk.services.agent import agent_token, context_secret
 from hotdesk.services.claims import expire_stale_entries, release_desktop, serve_queue
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
@@ -93,6 +96,7 @@ def list_pool_ids(ctx: BrokerContext) -> list[str]:
 
 def plan_pool_pass(ctx: BrokerContext, pool_id: str) -> PoolWork:
     """Decide and record what the pool needs now; return the platform calls to make."""
+    context_secret(ctx)  # load it before the write transaction (never nest transactions)
     with ctx.db.write() as session:
         now = ctx.now()
         pool = lock_pool(session, pool_id)
@@ -153,17 +157,29 @@ def _provider_budget(session: Session, provider_id: str) -> int:
 def _apply_plan(
     session: Session, ctx: BrokerContext, pool: PoolRow, plan: PoolPlan, now: datetime
 ) -> None:
-    retention = format_duration(timedelta(seconds=pool.retention_seconds))
-    reasons = [
-        (plan.expire, f"retention {retention} expired without reconnect"),
-        (plan.remove_failed, "failed desktop removed"),
-        (plan.drain, "pool is being deleted"),
-        (plan.retire, "its datastore was removed from the pool: replaced on the remaining ones"),
+    keep = timedelta(seconds=pool.retention_seconds)
+    grace = timedelta(seconds=ctx.settings.claim_grace_seconds)
+    idle = {S.READY.value, *PROVISIONING}
+
+    def expired(d: DesktopRow) -> bool:
+        deadline = retention_deadline(desktop_view(d), keep, claim_grace=grace)
+        return deadline is not None and deadline <= now
+
+    reasons: list[tuple[tuple[str, ...], str, Callable[[DesktopRow], bool]]] = [
+        (plan.expire, f"retention {format_duration(keep)} expired without reconnect", expired),
+        (plan.remove_failed, "failed desktop removed", lambda d: d.state == S.FAILED.value),
+        (plan.drain, "pool is being deleted", lambda d: d.user_id is None and d.state in idle),
+        (
+            plan.retire,
+            "its datastore was removed from the pool: replaced on the remaining ones",
+            lambda d: d.user_id is None and d.state == S.READY.value,
+        ),
     ]
-    for ids, reason in reasons:
+    for ids, reason, still_due in reasons:
         for desktop_id in ids:
+            # re-checked on the locked row: a reconnect or a claim may have committed meanwhile
             desktop = lock_desktop(session, desktop_id)
-            if desktop is not None and desktop.state != S.DELETING.value:
+            if desktop is not None and desktop.state != S.DELETING.value and still_due(desktop):
                 release_desktop(session, desktop, actor=ACTOR, now=now, reason=reason)
     for _ in range(plan.create):
         add_desktop_intent(
@@ -252,7 +268,13 @@ def _create_request(
     ctx: BrokerContext, pool: PoolRow, d: DesktopRow, rev: TemplateRevisionRow | None
 ) -> CreateRequest:
     spec = rev.spec if rev else {}
+    agent = None
+    if spec.get("has_agent") and ctx.settings.agent_url:
+        assert ctx.agent_secret is not None
+        token = agent_token(ctx.agent_secret, d.id)
+        agent = AgentBootstrap(url=ctx.settings.agent_url, desktop_id=d.id, token=token)
     return CreateRequest(
+        agent=agent,
         name=d.name,
         display_name=d.display_name,
         tags=desktop_tags(broker_id=ctx.broker_id, pool_id=pool.id, desktop_id=d.id),

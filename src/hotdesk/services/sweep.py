@@ -12,6 +12,7 @@ from hotdesk.db.models import DesktopRow, LeakSuspectRow, ProviderRow
 from hotdesk.domain.names import TAG_DESKTOP
 from hotdesk.domain.states import ON_PLATFORM_STATES, DesktopState
 from hotdesk.providers.base import Instance, InstanceRef
+from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
 
@@ -142,13 +143,9 @@ def mark_lost(ctx: BrokerContext, desktop_id: str) -> str | None:
             now=now,
             reason="the VM vanished from the platform",
         )
-        move_desktop(
-            session,
-            desktop,
-            DesktopState.DELETING,
-            actor=ACTOR,
-            now=now,
-            reason="clean up what is left of a lost VM",
+        # ends the user's open session too: nobody is connected to a VM that is gone
+        release_desktop(
+            session, desktop, actor=ACTOR, now=now, reason="clean up what is left of a lost VM"
         )
         pool_id = desktop.pool_id
     ctx.wakeups.notify(pool_id)

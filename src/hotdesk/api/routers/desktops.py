@@ -20,7 +20,9 @@ from hotdesk.services import operations, pools
 router = APIRouter(tags=["desktops"])
 
 Limit = Annotated[int, Query(description="at most this many events (1-1000)")]
-Before = Annotated[int | None, Query(description="only events older than this event id")]
+Before = Annotated[
+    int | None, Query(ge=0, le=2**63 - 1, description="only events older than this event id")
+]
 Force = Annotated[bool, Query(description="also when the user is connected")]
 
 

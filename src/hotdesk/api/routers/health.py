@@ -31,9 +31,11 @@ def healthz() -> HealthRead:
 def readyz(
     ctx: Ctx, response: Response, actor: Annotated[Actor | None, Depends(optional_actor)]
 ) -> ReadinessRead:
-    """Readiness: 503 if the database does not answer. Providers are reported, not required:
-    with them down, users still get prepared desktops (S1). A tenant administrator's token
-    adds each of the tenant's providers with its last health check."""
+    """Readiness: 503 if the database does not answer; provider health is reported.
+
+    Providers are not required: with them down, users still get prepared desktops (S1).
+    A tenant administrator's token adds each of the tenant's providers and its last check.
+    """
     database = probe_database(ctx)
     if not database.ok:
         response.status_code = 503

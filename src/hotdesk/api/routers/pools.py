@@ -27,7 +27,9 @@ from hotdesk.services.context import Actor, BrokerContext
 router = APIRouter(prefix="/pools", tags=["pools"])
 
 Limit = Annotated[int, Query(description="at most this many events (1-1000)")]
-Before = Annotated[int | None, Query(description="only events older than this event id")]
+Before = Annotated[
+    int | None, Query(ge=0, le=2**63 - 1, description="only events older than this event id")
+]
 
 
 @router.get("")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hotdesk.domain.errors import PermanentError, TemporaryError
-from hotdesk.domain.names import TAG_DESKTOP
+from hotdesk.domain.names import TAG_BROKER, TAG_DESKTOP
 from hotdesk.providers.base import (
     ConsoleEndpoint,
     CreateRequest,
@@ -295,8 +295,6 @@ class Desktops:
 
     def list(self, owner: str) -> list[Instance]:
         """Every desktop tagged with broker ``owner`` on every host (all hosts must answer)."""
-        from hotdesk.domain.names import TAG_BROKER
-
         out = []
         for uri in self.hosts.uris:
             for found in list_hotdesk(self.hosts, uri):

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import ClassVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hotdesk.domain.errors import PermanentError, TemporaryError
 from hotdesk.domain.names import TAG_BROKER, TAG_DESKTOP
@@ -25,6 +25,8 @@ from hotdesk.providers.sim.platform import SimPlatform, SimVm
 
 class SimConfig(BaseModel):
     """Settings of the simulator (latencies in seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     platform: str = Field(default="default", description="name of the simulated platform")
     create_latency: float = Field(default=0.0, ge=0)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:32:14.820015
+Create Date: 2026-11-22 03:34:09.302768
 """
 
 from __future__ import annotations
@@ -277,6 +277,8 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("agent_secret_hash", sa.String(length=64), nullable=True),
         sa.Column("agent_ready", sa.Boolean(), nullable=False),
+        sa.Column("agent_seen_at", hotdesk.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("guest_user", sa.String(length=100), nullable=True),
         sa.Column("created_at", hotdesk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("state_since", hotdesk.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("assigned_at", hotdesk.db.types.UTCDateTime(timezone=True), nullable=True),
