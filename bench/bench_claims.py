@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import cProfile
 import io
@@ -51,6 +52,7 @@ from tests.support import (  # noqa: E402
     postgres_unavailable_reason,
 )
 
+from hotdesk.db.engine import Database  # noqa: E402
 from hotdesk.db.migrate import upgrade  # noqa: E402
 from hotdesk.db.models import Base, DesktopRow, PoolRow  # noqa: E402
 from hotdesk.reconciler.loop import Reconciler  # noqa: E402
@@ -268,6 +270,68 @@ def postgres_settings(url: str) -> str:
         values = [f"{n}={conn.execute(text(f'SHOW {n}')).scalar()}" for n in names]
     engine.dispose()
     return ", ".join(values)
+
+
+# --- experiment: a fair in-process queue in front of SQLite's write lock -----------------
+
+
+class FifoLock:
+    """A first-come-first-served lock: waiters are handed the lock in arrival order."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+        self._owner: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock, or queue for it; False if this thread already holds it."""
+        me = threading.get_ident()
+        with self._guard:
+            if self._owner == me:
+                return False
+            if self._owner is None and not self._waiters:
+                self._owner = me
+                return True
+            baton = threading.Lock()
+            baton.acquire()
+            self._waiters.append(baton)
+        baton.acquire()  # released by the previous owner, which hands the lock over
+        with self._guard:
+            self._owner = me
+        return True
+
+    def release(self) -> None:
+        """Hand the lock to the next waiter, or free it."""
+        with self._guard:
+            self._owner = None
+            if self._waiters:
+                self._owner = -1  # reserved for the woken waiter
+                self._waiters.popleft().release()
+
+
+def install_sqlite_writer_queue() -> None:
+    """EXPERIMENT (this process only, not the product's code): writers of an SQLite database
+    queue on a FIFO lock before ``BEGIN IMMEDIATE`` instead of polling SQLite's busy handler,
+    which sleeps 1, 2, 5 ... 100 ms between tries and lets late arrivals overtake."""
+    original = Database.write
+    locks: dict[int, FifoLock] = {}
+
+    @contextlib.contextmanager
+    def write(self: Database) -> Iterator[Any]:
+        if not self.is_sqlite:
+            with original(self) as session:
+                yield session
+            return
+        lock = locks.setdefault(id(self), FifoLock())
+        took = lock.acquire()
+        try:
+            with original(self) as session:
+                yield session
+        finally:
+            if took:
+                lock.release()
+
+    Database.write = write  # type: ignore[method-assign]
 
 
 # --- world set-up ----------------------------------------------------------------------
@@ -736,7 +800,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=15, help="cProfile lines to print")
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="before each measurement wait up to SECONDS for idle CPUs")
+    parser.add_argument("--sqlite-writer-queue", action="store_true",
+                        help="EXPERIMENT: queue SQLite writers on a FIFO lock in this process")
     args = parser.parse_args(argv)
+    if args.sqlite_writer_queue:
+        install_sqlite_writer_queue()
+        print("EXPERIMENT: SQLite writers queue on an in-process FIFO lock before BEGIN "
+              "IMMEDIATE (bench only; the product does not do this yet)")
     print("hotdesk claim benchmark (sim driver: SIMULATED VMs, zero platform latency)")
     print(f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
           f"{platform.python_version()}, {platform.platform()}; GIL switch interval "

@@ -110,7 +110,8 @@ class GuardedProvider:
     @property
     def supports_publish(self) -> bool:
         """Whether the driver publishes base images (T3)."""
-        return callable(getattr(self.driver, "publish_image", None))
+        default = callable(getattr(self.driver, "publish_image", None))
+        return bool(getattr(self.driver, "supports_publish", default))
 
     async def publish_image(self, req: PublishRequest) -> PublishedImage:
         """See ``SupportsPublish.publish_image`` (a long timeout: images are large)."""

@@ -101,6 +101,15 @@ def pool_spec(fields: dict[str, Any]) -> PoolSpec:
     return PoolSpec(**data)
 
 
+class ImageRead(ReadSchema):
+    """T3: a template revision's image published on one datastore, and how far along it is."""
+
+    revision_id: str
+    datastore: str
+    state: str  # publishing | ready | failed
+    error: str | None
+
+
 class PoolStatusRead(ReadSchema):
     """Counts by state, sizing and provisioning health of a pool."""
 
@@ -123,6 +132,7 @@ class PoolStatusRead(ReadSchema):
     provision_failures: int
     current_revision: int | None
     generation: int
+    images: list[ImageRead] = []
 
     @classmethod
     def of(cls, status: PoolStatus) -> PoolStatusRead:
@@ -148,6 +158,12 @@ class PoolStatusRead(ReadSchema):
             provision_failures=status.provision_failures,
             current_revision=status.current_revision,
             generation=status.generation,
+            images=[
+                ImageRead(
+                    revision_id=i.revision_id, datastore=i.datastore, state=i.state, error=i.error
+                )
+                for i in status.images
+            ],
         )
 
 

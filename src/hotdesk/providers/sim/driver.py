@@ -19,6 +19,8 @@ from hotdesk.providers.base import (
     InstanceStatus,
     PowerAction,
     ProviderHealth,
+    PublishedImage,
+    PublishRequest,
 )
 from hotdesk.providers.sim.platform import SimPlatform, SimVm
 
@@ -38,6 +40,10 @@ class SimConfig(BaseModel):
     datastores: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
     seed: int = 0
+    publishes_images: bool = Field(
+        default=False, description="simulate publishing base images once per datastore (T3)"
+    )
+    publish_latency: float = Field(default=0.0, ge=0)
 
 
 class SimProvider:
@@ -49,6 +55,7 @@ class SimProvider:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.platform = SimPlatform.named(config.platform)
+        self.supports_publish = config.publishes_images
         self.platform.failure_rate = config.failure_rate
         self.platform.random.seed(config.seed)
         if config.outage:
@@ -90,6 +97,7 @@ class SimProvider:
             status=InstanceStatus.BUILDING,
             ready_at=now + self.config.boot_latency,
             datastore=req.datastore,
+            base=req.image_ref,
             log=[f"[sim] SIMULATED desktop {req.display_name} ({req.name}) created"],
         )
         with self.platform.lock:
@@ -149,6 +157,25 @@ class SimProvider:
             raise PermanentError(f"no VM named {ref.name!r}")
         _instance(vm, self.platform.clock())
         return "\n".join(vm.log) + "\n"
+
+    async def publish_image(self, req: PublishRequest) -> PublishedImage:
+        """Simulate copying an image once to a datastore; idempotent."""
+        self._check_outage()
+        ref = f"sim-base:{req.revision_id}:{req.datastore or 'default'}"
+        if ref not in self.platform.bases:
+            self.platform.publish_calls.append(ref)
+            if self.config.publish_latency:
+                await asyncio.sleep(self.config.publish_latency)
+            self.platform.bases[ref] = req.image
+        return PublishedImage(ref=ref, datastore=req.datastore, size_bytes=1)
+
+    async def unpublish_image(self, image: PublishedImage) -> None:
+        """Remove a simulated base; refused while a simulated VM is cloned from it."""
+        self._check_outage()
+        users = [vm.name for vm in self.platform.vms.values() if vm.base == image.ref]
+        if users:
+            raise PermanentError(f"base {image.ref} is still used by {', '.join(sorted(users))}")
+        self.platform.bases.pop(image.ref, None)
 
     async def close(self) -> None:
         """Nothing to release."""

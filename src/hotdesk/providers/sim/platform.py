@@ -22,6 +22,7 @@ class SimVm:
     ready_at: float
     datastore: str | None = None
     host: str = "sim-host-1"
+    base: str | None = None
     log: list[str] = field(default_factory=list)
 
 
@@ -43,6 +44,8 @@ class SimPlatform:
         self.clock: Callable[[], float] = time.monotonic
         self.create_calls: list[tuple[str, float]] = []
         self.delete_calls: list[tuple[str, float]] = []
+        self.bases: dict[str, str] = {}
+        self.publish_calls: list[str] = []
         self.random = random.Random(0)
         self._counter = 0
         self.lock = threading.Lock()
