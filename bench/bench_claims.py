@@ -23,6 +23,7 @@ import asyncio
 import collections
 import contextlib
 import cProfile
+import functools
 import io
 import os
 import platform
@@ -359,7 +360,7 @@ def make_ready_pool(world: World, name: str, *, size: int, users: list[Actor],
     # first loop that waits on it, so a DriverCache must not outlive its asyncio.run()
     asyncio.run(Reconciler(world.ctx).converge(passes=50))
     with world.ctx.db.read() as session:
-        states = dict(session.execute(  # type: ignore[arg-type]
+        states = dict(session.execute(
             select(DesktopRow.state, func.count())
             .join(PoolRow, PoolRow.id == DesktopRow.pool_id)
             .where(PoolRow.name == name, PoolRow.deleted_at.is_(None))
@@ -395,10 +396,13 @@ def profile_one_claim(world: World, tracer: SqlTracer, users: list[Actor], pool:
     for actor in warm:  # the first calls compile and cache SQLAlchemy statements
         claims.connect(world.ctx, actor, pool)
     plain: list[tuple[float, OpTrace]] = []
+    cpu: list[float] = []
     for actor in timed:
         with tracer.trace() as op:
             t = time.perf_counter()
+            c = time.thread_time()
             claims.connect(world.ctx, actor, pool)
+            cpu.append((time.thread_time() - c) * 1000)
             plain.append((time.perf_counter() - t, op))
     prof = cProfile.Profile()
     with tracer.trace() as op:
@@ -407,10 +411,11 @@ def profile_one_claim(world: World, tracer: SqlTracer, users: list[Actor], pool:
         card = claims.connect(world.ctx, profiled, pool)
         prof.disable()
         elapsed = time.perf_counter() - t0
-    t_avg = statistics.mean(x[0] for x in plain) * 1000
-    sql_avg = statistics.mean(x[1].sql_seconds + x[1].begin_seconds for x in plain) * 1000
-    print(f"  one uncontended claim (mean of {len(plain)}, no profiler): {t_avg:.1f} ms, of which "
-          f"in the database driver {sql_avg:.1f} ms ({sql_avg / t_avg:.0%}); "
+    t_med = statistics.median(x[0] for x in plain) * 1000
+    sql_med = statistics.median(x[1].sql_seconds + x[1].begin_seconds for x in plain) * 1000
+    print(f"  one uncontended claim (median of {len(plain)}, no profiler): {t_med:.1f} ms wall "
+          f"(min {min(x[0] for x in plain) * 1000:.1f}), {statistics.median(cpu):.1f} ms CPU of "
+          f"the calling thread; in the database driver {sql_med:.1f} ms ({sql_med / t_med:.0%}); "
           f"{len(plain[0][1].statements)} statements")
     print(f"  one claim under cProfile: {elapsed * 1000:.1f} ms, outcome {card.outcome}, "
           f"{len(op.statements)} SQL statements (incl. BEGIN; COMMIT is not a cursor execute):")
@@ -470,7 +475,7 @@ def run_burst(world: World, tracer: SqlTracer, users: list[Actor], pool: str) ->
                 t0 = time.perf_counter()
                 card = claims.connect(world.ctx, users[i], pool)
                 dt = time.perf_counter() - t0
-            results[i] = Op("connect", dt, card.outcome, card.desktop_id, op)
+            results[i] = Op("claim", dt, card.outcome, card.desktop_id, op)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -501,73 +506,74 @@ def run_burst(world: World, tracer: SqlTracer, users: list[Actor], pool: str) ->
 
 
 def _breakdown(done: list[Op]) -> None:
-    """Where a contended call's time goes: pool wait, write-lock wait, SQL, Python."""
-    parts: dict[str, list[float]] = {"conn": [], "lock": [], "sql": [], "py": []}
-    for r in done:
-        op = r.trace
-        if op is None or op.first_sql_at is None:
+    """Where each call's time goes: waiting for a pooled connection, for SQLite's write lock
+    (BEGIN IMMEDIATE), in SQL statements, and the rest (Python, and waiting for the GIL).
+
+    With many threads a wait shows up where the thread was blocked: a thread back from the
+    database must retake the GIL before ``after_cursor_execute`` runs, so on a busy process
+    "SQL" includes GIL waits too.
+    """
+    kinds = sorted({r.kind for r in done}, key=["claim", "connect", "reconnect",
+                                                 "disconnect"].index)
+    print("    where the time goes, p50 / p99 per call (ms):")
+    for kind in kinds:
+        parts: dict[str, list[float]] = {"conn": [], "lock": [], "sql": [], "py": []}
+        for r in done:
+            op = r.trace
+            if r.kind != kind or op is None or op.first_sql_at is None:
+                continue
+            conn = (op.first_sql_at - op.started) * 1000
+            lock = op.begin_seconds * 1000
+            sql = op.sql_seconds * 1000
+            parts["conn"].append(conn)
+            parts["lock"].append(lock)
+            parts["sql"].append(sql)
+            parts["py"].append(max(0.0, r.seconds * 1000 - conn - lock - sql))
+        if not parts["conn"]:
             continue
-        conn = (op.first_sql_at - op.started) * 1000
-        lock = op.begin_seconds * 1000
-        sql = op.sql_seconds * 1000
-        parts["conn"].append(conn)
-        parts["lock"].append(lock)
-        parts["sql"].append(sql)
-        parts["py"].append(max(0.0, r.seconds * 1000 - conn - lock - sql))
-    if not parts["conn"]:
-        return
-    print("    where the time goes (median / mean per call, ms): "
-          + "  ".join(
-              f"{label} {statistics.median(parts[k]):.1f}/{statistics.mean(parts[k]):.1f}"
-              for k, label in (("conn", "before 1st SQL (pool wait)"),
-                               ("lock", "BEGIN (SQLite write lock)"),
-                               ("sql", "SQL execute"), ("py", "Python+GIL")))
-          )
+        print(f"      {kind:<10} " + "  ".join(
+            f"{label} {pct(parts[k], 50):.1f} / {pct(parts[k], 99):.1f}"
+            for k, label in (("conn", "connection wait"), ("lock", "SQLite lock wait"),
+                             ("sql", "SQL"), ("py", "Python+GIL"))))
 
 
 # --- section 3: sustained --------------------------------------------------------------
 
 
-def run_sustained(world: World, users: list[Actor], pool: str, *, inflight: int,
-                  rounds: int, first_connect_done: bool = False) -> dict[str, list[float]]:
+def run_sustained(world: World, tracer: SqlTracer, users: list[Actor], pool: str, *,
+                  inflight: int, rounds: int, first_connect_done: bool = False) -> None:
     """``inflight`` workers share the users; each user: connect, then (disconnect, connect) x
     rounds. The first connect is a claim; later ones reconnect to the same desktop (C4).
     ``first_connect_done``: the users already claimed (the burst); only the rounds run."""
     shares = [users[i::inflight] for i in range(inflight)]
     barrier = threading.Barrier(inflight + 1)
-    lat: dict[str, list[float]] = {"claim": [], "reconnect": [], "disconnect": []}
-    outcomes: dict[str, int] = {}
+    done: list[Op] = []
     lock = threading.Lock()
     errors: list[BaseException] = []
 
+    def timed(kind: str, call: Callable[..., claims.Card], actor: Actor, into: list[Op]) -> None:
+        with tracer.trace() as op:
+            t0 = time.perf_counter()
+            card = call(world.ctx, actor, pool)
+            dt = time.perf_counter() - t0
+        if kind == "connect":
+            kind = "reconnect" if card.outcome == "reconnected" else "claim"
+        into.append(Op(kind, dt, card.outcome, card.desktop_id, op))
+
     def worker(mine: list[Actor]) -> None:
-        local: dict[str, list[float]] = {"claim": [], "reconnect": [], "disconnect": []}
-        seen: dict[str, int] = {}
+        local: list[Op] = []
         barrier.wait()
         try:
             for actor in [] if first_connect_done else mine:
-                t0 = time.perf_counter()
-                card = claims.connect(world.ctx, actor, pool)
-                local["claim" if card.outcome != "reconnected" else "reconnect"].append(
-                    (time.perf_counter() - t0) * 1000)
-                seen[str(card.outcome)] = seen.get(str(card.outcome), 0) + 1
+                timed("connect", claims.connect, actor, local)
             for _ in range(rounds):
                 for actor in mine:
-                    t0 = time.perf_counter()
-                    claims.disconnect(world.ctx, actor, pool)
-                    local["disconnect"].append((time.perf_counter() - t0) * 1000)
-                    t0 = time.perf_counter()
-                    card = claims.connect(world.ctx, actor, pool)
-                    local["claim" if card.outcome != "reconnected" else "reconnect"].append(
-                        (time.perf_counter() - t0) * 1000)
-                    seen[str(card.outcome)] = seen.get(str(card.outcome), 0) + 1
+                    timed("disconnect", claims.disconnect, actor, local)
+                    timed("connect", claims.connect, actor, local)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         with lock:
-            for k, v in local.items():
-                lat[k].extend(v)
-            for k, c in seen.items():
-                outcomes[k] = outcomes.get(k, 0) + c
+            done.extend(local)
 
     threads = [threading.Thread(target=worker, args=(m,)) for m in shares]
     for t in threads:
@@ -577,20 +583,23 @@ def run_sustained(world: World, users: list[Actor], pool: str, *, inflight: int,
     for t in threads:
         t.join()
     wall = time.perf_counter() - wall0
-    ops = sum(len(v) for v in lat.values())
     dupes, _ = double_assignments(world)
+    outcomes: dict[str, int] = {}
+    for r in done:
+        if r.kind != "disconnect":
+            outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
     first = "after the burst" if first_connect_done else "connect"
     print(f"  sustained, {inflight} in flight ({len(users)} users, {first} + {rounds} x "
-          f"(disconnect, connect)): {ops} calls in {wall:.2f} s = {ops / wall:.0f} calls/s; "
-          f"errors {len(errors)}; double assignments {dupes}")
+          f"(disconnect, connect)): {len(done)} calls in {wall:.2f} s = "
+          f"{len(done) / wall:.0f} calls/s; errors {len(errors)}; double assignments {dupes}")
     print(f"    connect outcomes {outcomes}")
     for kind in ("claim", "reconnect", "disconnect"):
-        if lat[kind]:
-            print(f"    {kind:<10} n={len(lat[kind]):4d}  {summary(lat[kind])}")
-    connects = lat["claim"] + lat["reconnect"]
+        ms = [r.seconds * 1000 for r in done if r.kind == kind]
+        if ms:
+            print(f"    {kind:<10} n={len(ms):4d}  {summary(ms)}")
+    connects = [r.seconds * 1000 for r in done if r.kind != "disconnect"]
     print(f"    connect() p99 {goal(pct(connects, 99), CLAIM_GOAL_MS)}")
-    lat["wall"] = [wall]
-    return lat
+    _breakdown(done)
 
 
 # --- section 4: claim -> replacement create ---------------------------------------------
@@ -727,7 +736,7 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
     world = make_world(dbs.fresh_url())
     t = time.perf_counter()
     users = add_users(world, "user", args.users)
-    probes = add_users(world, "probe", 6)
+    probes = add_users(world, "probe", 14)
     if args.entitle == "group":
         _entitle_by_group(world, users + probes)
     t_users = time.perf_counter() - t
@@ -740,7 +749,7 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
         t_conv += make_ready_pool(world, name, size=size,
                                   users=[] if args.entitle == "group" else users + probes,
                                   group="everyone" if args.entitle == "group" else None)
-    print(f"  set-up: {args.users + 6} users in {t_users:.1f} s, entitled by "
+    print(f"  set-up: {args.users + len(probes)} users in {t_users:.1f} s, entitled by "
           f"{'one group' if args.entitle == 'group' else 'one line per user'}; "
           f"{len(pool_names)} pool(s) of {size} ready desktops (reconciler converge, sim zero "
           f"latency) in {t_conv:.1f} s = {t_conv / len(pool_names):.1f} s per pool")
@@ -749,14 +758,17 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
         _section(args, lambda: profile_one_claim(world, tracer, probes, "burst", top=args.top))
     if "burst" in sections or any(n >= args.users for n in flights):
         _section(args, lambda: run_burst(world, tracer, users, "burst"))
-    tracer.remove()
     for n in flights:
         if n >= args.users:
-            _section(args, lambda: run_sustained(world, users, "burst", inflight=args.users,
-                                                 rounds=args.rounds, first_connect_done=True))
+            _section(args, lambda: run_sustained(world, tracer, users, "burst",
+                                                 inflight=args.users, rounds=args.rounds,
+                                                 first_connect_done=True))
         else:
-            _section(args, lambda n=n: run_sustained(world, users, f"flight{n}", inflight=n,
-                                                     rounds=args.rounds))
+            # fewer users for few workers keeps the run short (>= 50 users, 250 calls)
+            some = users[: min(len(users), max(50, 25 * n))]
+            _section(args, functools.partial(run_sustained, world, tracer, some, f"flight{n}",
+                                             inflight=n, rounds=args.rounds))
+    tracer.remove()
     world.ctx.db.dispose()
 
 

@@ -3,7 +3,9 @@
 Prints:
   1. linked-clone creation vs a full copy of the same base (a qcow2 with real data in it);
   2. create-to-ready time of the demo guest (TCG here, KVM where it works);
-  3. desktops provisioned per minute at a concurrency of 2 (create + boot until ready).
+  3. desktops provisioned per minute at a concurrency of 2 (create + boot until ready);
+  4. create-to-agent-ready: until the guest agent's "ready" POST reaches the broker over QEMU user
+     networking (10.0.2.2 -> a tiny HTTP server on 127.0.0.1 standing in for the broker).
 
 Run:  .venv/bin/python bench/bench_libvirt.py [--base-gib 1.5] [--desktops 8]
 Everything it creates lives under a temporary datastore and is removed at the end.
@@ -13,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.server
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +29,13 @@ from typing import Any
 
 from hotdesk.domain.names import desktop_tags
 from hotdesk.images import build_demo_image
-from hotdesk.providers.base import CreateRequest, InstanceRef, PublishRequest, TemplateSpec
+from hotdesk.providers.base import (
+    AgentBootstrap,
+    CreateRequest,
+    InstanceRef,
+    PublishRequest,
+    TemplateSpec,
+)
 from hotdesk.providers.libvirt import LibvirtConfig, LibvirtProvider, storage
 from hotdesk.providers.libvirt.connections import libvirt_module
 
@@ -157,6 +168,76 @@ async def bench_desktops(
     }
 
 
+class _AgentSink(http.server.BaseHTTPRequestHandler):
+    """Stands in for the broker's agent endpoint: notes when each desktop reports ready."""
+
+    ready: dict[str, float] = {}
+
+    def do_POST(self) -> None:
+        """Record the first ``ready`` of each desktop and answer 200."""
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.path.endswith("/ready"):
+            _AgentSink.ready.setdefault(body.decode(errors="replace"), time.perf_counter())
+        reply = b'{"desktop": "", "state": "booting", "login": null}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+async def bench_agent_ready(
+    work: Path, template: TemplateSpec, *, boots: int
+) -> list[tuple[float, float]]:
+    """Create-to-console-marker and create-to-agent-ready of the same single desktops, whose
+    agent posts to a local HTTP server."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AgentSink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://10.0.2.2:{server.server_address[1]}"
+    name = f"hdbench-{work.name}-agent"
+    provider = LibvirtProvider(
+        LibvirtConfig(
+            datastores=[name], storage_root=work / "datastores", console_log_dir=work / "console"
+        )
+    )
+    times = []
+    try:
+        for i in range(boots):
+            desk = f"hdb-{work.name}-a{i}"
+            tags = desktop_tags(broker_id=f"bench-{work.name}", pool_id="bench", desktop_id=desk)
+            agent = AgentBootstrap(url=url, desktop_id=desk, token=os.urandom(8).hex())
+            req = CreateRequest(desk, desk, tags, template, agent=agent)
+            start = time.perf_counter()
+            inst = await provider.create_desktop(req)
+            while True:
+                now = await provider.get_desktop(inst.ref)
+                if now is not None and now.ready:
+                    break
+                await asyncio.sleep(0.1)
+            marker = time.perf_counter() - start
+            times.append((marker, await _agent_ready_at(desk) - start))
+            await provider.delete_desktop(InstanceRef(name=desk))
+    finally:
+        for inst in await provider.list_desktops(owner=f"bench-{work.name}"):
+            await provider.delete_desktop(inst.ref)
+        await provider.close()
+        _drop_pool(name)
+        server.shutdown()
+    return times
+
+
+async def _agent_ready_at(desktop: str, timeout: float = 180.0) -> float:
+    """When the agent of ``desktop`` first reported ready (perf_counter time)."""
+    for _ in range(int(timeout * 10)):
+        hits = [at for body, at in _AgentSink.ready.items() if desktop in body]
+        if hits:
+            return hits[0]
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the agent of {desktop} did not report ready within {timeout:.0f} s")
+
+
 def _drop_pool(name: str) -> None:
     lv = libvirt_module()
     conn = lv.open("qemu:///system")
@@ -218,6 +299,19 @@ def main() -> int:
             f"{args.desktops} desktops at concurrency 2: {d['batch_s']:.1f} s "
             f"= {d['per_minute']:.1f} desktops/minute"
         )
+        pairs = asyncio.run(
+            bench_agent_ready(work, image.template_spec(agent=True), boots=args.boots)
+        )
+        for label, values in (
+            ("console marker", [m for m, _ in pairs]),
+            ("agent ready", [a for _, a in pairs]),
+        ):
+            print(
+                f"create-to-{label} (demo guest with agent, user networking): median "
+                f"{statistics.median(values):.1f} s (min {min(values):.1f}, "
+                f"max {max(values):.1f}, n={len(values)})"
+            )
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

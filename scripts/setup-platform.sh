@@ -4,7 +4,7 @@
 set -uo pipefail
 venv="${1:-.venv}"
 here="$(cd "$(dirname "$0")" && pwd)"
-for step in setup-postgres.sh setup-libvirt.sh; do
+for step in setup-postgres.sh setup-libvirt.sh setup-web.sh; do
   if [ -f "$here/$step" ]; then
     bash "$here/$step" "$venv" || echo "hotdesk: $step failed; tests that need it will be skipped" >&2
   fi

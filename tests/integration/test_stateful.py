@@ -337,6 +337,14 @@ class BrokerMachine(RuleBasedStateMachine):
     def reconcile(self) -> None:
         self._pass()
 
+    @rule()
+    def sweep_twice(self) -> None:
+        """R4: nothing the broker knows is a leak or lost while the platform is intact."""
+        vms = set(self.platform.vms)
+        self._run(self.world.reconciler.upkeep.sweep())
+        self._run(self.world.reconciler.upkeep.sweep())
+        assert set(self.platform.vms) == vms
+
     @rule(seconds=st.sampled_from([2, 11, 31, 301]))
     def advance_time_and_reconcile(self, seconds: int) -> None:
         self.clock.advance(seconds)

@@ -13,6 +13,7 @@ from hotdesk.api.routers import (
     agent,
     apply,
     auth,
+    console,
     desktops,
     directory,
     health,
@@ -20,6 +21,7 @@ from hotdesk.api.routers import (
     pools,
     providers,
     templates,
+    web,
 )
 from hotdesk.api.schemas.common import ErrorRead, ValidationErrorRead
 from hotdesk.services.context import BrokerContext
@@ -86,5 +88,7 @@ def create_app(
     install_error_handlers(app)
     for module in (auth, me, pools, desktops, providers, templates, directory, apply, agent):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(console.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    web.install(app, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from hotdesk.cli import local, remote
+from hotdesk.cli import image, local, remote
 from hotdesk.cli.client import CliError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(remote.pools_app, name="pools")
 app.add_typer(remote.desktops_app, name="desktops")
 app.add_typer(local.db_app, name="db")
 app.add_typer(local.tenant_app, name="tenant")
+app.add_typer(image.image_app, name="image")
 
 
 def main() -> None:

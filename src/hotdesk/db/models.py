@@ -356,3 +356,25 @@ class PublishedImageRow(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+# --- console tickets (portal/console issue) ---------------------------------------------
+
+
+class ConsoleTicketRow(Base):
+    """A single-use, short-lived ticket that opens one desktop's console websocket.
+
+    Only the SHA-256 of the ticket is stored; ``used_at`` is set when it is redeemed, so a
+    ticket works once, on any broker process sharing the database.
+    """
+
+    __tablename__ = "console_tickets"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    desktop_id: Mapped[str] = mapped_column(ForeignKey("desktops.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    as_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

@@ -1,9 +1,10 @@
 """Build a tiny demo desktop guest without internet access (Debian packages from the local mirror).
 
 The guest is a Debian kernel booted directly (PVH, uncompressed ``vmlinux``) with a busybox
-initramfs.  Its ``/init`` loads the virtio and bochs DRM modules, shows the desktop's name on the
-framebuffer console, prints ``HOTDESK-READY <name>`` on the serial console and serves a shell on
-tty1.  A small empty qcow2 disk serves as the base image that desktops are linked-cloned from.
+initramfs.  Its ``/init`` loads the virtio (block, net) and bochs DRM modules, shows the desktop's
+name on the framebuffer console, prints ``HOTDESK-READY <name>`` on the serial console, brings up
+eth0 for QEMU user networking, runs the guest agent when the kernel command line names a broker
+(``hotdesk.agent=``, see ``guest_init``) and serves a shell on tty1.  A small empty qcow2 disk serves as the base image that desktops are linked-cloned from.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from hotdesk.providers.base import TemplateSpec
 
-MANIFEST_VERSION = 4
+MANIFEST_VERSION = 5  # bump whenever the guest changes: cached builds are rebuilt
 READY_MARKER = "HOTDESK-READY"
 KERNEL_CMDLINE = "console=tty0 console=ttyS0 panic=-1 no_timer_check quiet"
 # Load order matters: each module only needs the ones before it.
@@ -35,6 +36,9 @@ GUEST_MODULES = (
     "virtio_pci_modern_dev",
     "virtio_pci",
     "virtio_blk",
+    "failover",
+    "net_failover",
+    "virtio_net",
     "drm",
     "drm_kms_helper",
     "ttm",
@@ -61,12 +65,20 @@ class DemoImage:
     kernel_version: str
     manifest: Path
 
-    def template_spec(self, *, memory_mib: int = 128, vcpus: int = 1) -> TemplateSpec:
-        """A ``TemplateSpec`` that boots this guest by direct kernel boot from a linked clone."""
+    def template_spec(
+        self, *, memory_mib: int = 128, vcpus: int = 1, agent: bool = False
+    ) -> TemplateSpec:
+        """A ``TemplateSpec`` that boots this guest by direct kernel boot from a linked clone.
+
+        With ``agent`` the desktop is ready only once the guest's agent reports ``ready`` to the
+        broker (``has_agent``), over QEMU user networking (``networks=("user",)``).
+        """
         return TemplateSpec(
             image=str(self.disk),
             vcpus=vcpus,
             memory_mib=memory_mib,
+            networks=("user",) if agent else (),
+            has_agent=agent,
             extra={
                 "kernel": str(self.kernel),
                 "initrd": str(self.initrd),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -79,30 +80,11 @@ def save_provider(
         if row is None and create is False:
             raise NotFound("provider", name)
         if row is None:
-            row = ProviderRow(
-                tenant_id=actor.tenant_id,
-                name=name,
-                kind=kind,
-                config=cleaned,
-                max_concurrent_provisioning=max_concurrent_provisioning,
-                created_at=now,
-                updated_at=now,
-            )
+            row = ProviderRow(tenant_id=actor.tenant_id, name=name, kind=kind, created_at=now)
             session.add(row)
-            changed = True
-        else:
-            if row.kind != kind:
-                raise ValidationFailed(
-                    "kind", f"provider {name!r} is {row.kind}; kind cannot change"
-                )
-            changed = (
-                row.config != cleaned
-                or row.max_concurrent_provisioning != max_concurrent_provisioning
-            )
-            if changed:
-                row.config = cleaned
-                row.max_concurrent_provisioning = max_concurrent_provisioning
-                row.updated_at = now
+        elif row.kind != kind:
+            raise ValidationFailed("kind", f"provider {name!r} is {row.kind}; kind cannot change")
+        changed = _update_provider(row, cleaned, max_concurrent_provisioning, now)
         if changed:
             session.flush()
             record_event(
@@ -114,6 +96,21 @@ def save_provider(
                 reason=f"provider {name!r} ({kind}) saved",
             )
     return row, changed
+
+
+def _update_provider(
+    row: ProviderRow, config: dict[str, Any], max_concurrent: int, now: datetime
+) -> bool:
+    if (
+        row.id is not None
+        and row.config == config
+        and (row.max_concurrent_provisioning == max_concurrent)
+    ):
+        return False
+    row.config = config
+    row.max_concurrent_provisioning = max_concurrent
+    row.updated_at = now
+    return True
 
 
 def delete_provider(ctx: BrokerContext, actor: Actor, name: str) -> None:

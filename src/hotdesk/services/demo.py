@@ -45,7 +45,9 @@ def _libvirt_demo(ctx: BrokerContext, tenant_id: str, data_dir: Path) -> str | N
         image = build_demo_image((data_dir / "images" / "demo").resolve(), progress=log.info)
     except Exception as exc:  # noqa: BLE001 - any build failure means: fall back, say why
         return f"the demo guest image did not build: {exc}"
-    spec = asdict(image.template_spec(memory_mib=160))
+    # The guest's agent reports "ready" over QEMU user networking (has_agent, networks: [user])
+    # to the broker's agent URL (default http://10.0.2.2:<api port>, see server.prepare_broker).
+    spec = asdict(image.template_spec(memory_mib=160, agent=True))
     spec["networks"] = list(spec["networks"])
     spec["security_groups"] = list(spec["security_groups"])
     ensure_demo_pool(

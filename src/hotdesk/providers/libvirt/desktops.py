@@ -25,12 +25,14 @@ from hotdesk.providers.base import (
 )
 from hotdesk.providers.libvirt import storage
 from hotdesk.providers.libvirt.accel import AccelChoice, choose_accel
-from hotdesk.providers.libvirt.config import LibvirtConfig
+from hotdesk.providers.libvirt.config import USER_NETWORK, LibvirtConfig
 from hotdesk.providers.libvirt.connections import Hosts, error_code, is_local_uri, libvirt_module
 from hotdesk.providers.libvirt.domain_xml import (
     DesktopMetadata,
     DomainSpec,
+    agent_parameters,
     build_domain_xml,
+    desktop_networks,
     disk_paths,
     guest_cmdline,
     vnc_endpoint,
@@ -107,6 +109,11 @@ class Desktops:
             raise PermanentError(f"networks {unknown} are not configured for this provider")
         if req.target and req.target not in self.cfg.uris:
             raise PermanentError(f"unknown target host {req.target!r}")
+        if req.agent is not None:
+            try:
+                agent_parameters(req.agent)
+            except ValueError as exc:
+                raise PermanentError(str(exc)) from exc
 
     def _existing(self, found: Found, req: CreateRequest) -> Instance:
         if found.meta.tags.get(TAG_DESKTOP) != req.tags.get(TAG_DESKTOP):
@@ -157,9 +164,15 @@ class Desktops:
         cmdline = extra.get("cmdline")
         if extra.get("kernel"):
             cmdline = guest_cmdline(
-                str(cmdline or ""), name=req.name, display_name=req.display_name
+                str(cmdline or ""), name=req.name, display_name=req.display_name, agent=req.agent
             )
         log = self._console_log(req.name, uri)
+        networks = desktop_networks(
+            tuple(req.template.networks),
+            agent=req.agent is not None,
+            allowed=tuple(self.cfg.networks),
+            user=USER_NETWORK,
+        )
         return DomainSpec(
             name=req.name,
             vcpus=req.template.vcpus,
@@ -173,8 +186,10 @@ class Desktops:
             kernel=extra.get("kernel"),
             initrd=extra.get("initrd"),
             cmdline=cmdline,
-            networks=tuple(req.template.networks),
+            networks=networks,
             tb_cache_mib=self.cfg.tb_cache_mib,
+            user_network=USER_NETWORK,
+            oem_strings=agent_parameters(req.agent) if req.agent else (),
         )
 
     def _console_log(self, name: str, uri: str) -> Path:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
 
+from hotdesk.providers.base import AgentBootstrap
+
 NS_URI = "https://hotdesk.dev/xmlns/libvirt/desktop/1"
 NS_PREFIX = "hotdesk"
 ET.register_namespace(NS_PREFIX, NS_URI)
@@ -48,6 +50,7 @@ class DomainSpec:
     networks: tuple[str, ...] = ()
     tb_cache_mib: int = 32
     user_network: str = "user"
+    oem_strings: tuple[str, ...] = ()
     extra_devices: tuple[str, ...] = field(default=())
 
 
@@ -63,6 +66,11 @@ def build_domain_xml(spec: DomainSpec) -> str:
     ET.SubElement(dom, "memory", unit="MiB").text = str(spec.memory_mib)
     ET.SubElement(dom, "vcpu", placement="static").text = str(spec.vcpus)
     _add_os(dom, spec)
+    if spec.oem_strings:
+        sysinfo = ET.SubElement(dom, "sysinfo", type="smbios")
+        oem = ET.SubElement(sysinfo, "oemStrings")
+        for entry in spec.oem_strings:
+            ET.SubElement(oem, "entry").text = entry
     features = ET.SubElement(dom, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
@@ -91,6 +99,8 @@ def _add_os(dom: ET.Element, spec: DomainSpec) -> None:
             ET.SubElement(os_el, "cmdline").text = spec.cmdline
     else:
         ET.SubElement(os_el, "boot", dev="hd")
+    if spec.oem_strings:
+        ET.SubElement(os_el, "smbios", mode="sysinfo")
 
 
 def _add_devices(dom: ET.Element, spec: DomainSpec) -> None:
@@ -201,7 +211,37 @@ def disk_paths(domain_xml: str) -> list[str]:
     return paths
 
 
-def guest_cmdline(base: str, *, name: str, display_name: str) -> str:
-    """The template's kernel command line plus the desktop's identity for the guest to show."""
+def guest_cmdline(
+    base: str, *, name: str, display_name: str, agent: AgentBootstrap | None = None
+) -> str:
+    """The template's kernel command line plus the desktop's identity for the guest to show,
+    and the guest agent's bootstrap (``hotdesk.agent/desktop/token=``) when there is one."""
     label = quote(display_name[:64], safe="")
-    return f"{base} hotdesk.id={quote(name, safe='')} hotdesk.name={label}".strip()
+    line = f"{base} hotdesk.id={quote(name, safe='')} hotdesk.name={label}"
+    if agent is not None:
+        line += " " + " ".join(agent_parameters(agent))
+    return line.strip()
+
+
+def agent_parameters(agent: AgentBootstrap) -> tuple[str, ...]:
+    """``hotdesk.agent=<url>``, ``hotdesk.desktop=<id>`` and ``hotdesk.token=<credential>``.
+
+    The same strings go on the kernel command line (direct boot) and into the SMBIOS OEM
+    strings (any boot).  Values containing whitespace or quotes are refused (``ValueError``):
+    they would split or break the command line.
+    """
+    values = {"agent": agent.url, "desktop": agent.desktop_id, "token": agent.token}
+    for key, value in values.items():
+        if not value or any(c.isspace() or c in "\"'\\" for c in value):
+            raise ValueError(f"agent bootstrap {key} {value!r} is empty or has spaces/quotes")
+    return tuple(f"hotdesk.{key}={value}" for key, value in values.items())
+
+
+def desktop_networks(
+    template_networks: tuple[str, ...], *, agent: bool, allowed: tuple[str, ...], user: str
+) -> tuple[str, ...]:
+    """The NICs of a desktop: the template's networks; with a guest agent and no network in
+    the template, QEMU user networking (when allowed) so the agent can reach the broker."""
+    if template_networks or not agent or user not in allowed:
+        return tuple(template_networks)
+    return (user,)
