@@ -7,13 +7,18 @@ own cost (Python + database), not a platform's.
     .venv/bin/python bench/bench_claims.py                      # both databases, 200 users
     .venv/bin/python bench/bench_claims.py --db sqlite --users 200
     .venv/bin/python bench/bench_claims.py --db postgres --inflight 200,20,4,1 --rounds 3
+    .venv/bin/python bench/bench_claims.py --sections profile,delay
 
-Sections per database:
-  1. one claim profiled (cProfile) and its SQL statements counted;
-  2. burst: ``--users`` threads released together by a barrier, one ``connect()`` each;
-  3. sustained: ``--users`` users, each connect -> (disconnect -> connect) x rounds, driven by
-     N worker threads (N = "in flight") for each N of ``--inflight``;
-  4. claim -> replacement create delay with the real ``Reconciler.run_forever``.
+Sections per database (``--sections``):
+  profile    uncontended claims timed, one under cProfile, its SQL statements listed;
+  burst      ``--users`` threads released together by a barrier, one ``connect()`` each;
+  sustained  users doing connect, then (disconnect, connect) x ``--rounds``, driven by N worker
+             threads (N = "in flight") for each N of ``--inflight``;
+  delay      claim -> replacement create call with the real ``Reconciler.run_forever``.
+
+Experiments (bench-only monkeypatches, off by default): ``--sqlite-writer-queue`` (a FIFO queue
+in front of SQLite's write lock) and ``--gc-freeze`` (``gc.freeze()`` after set-up).
+Results and their reading: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import collections
 import contextlib
 import cProfile
 import functools
+import gc
 import io
+import math
 import os
 import platform
 import pstats
@@ -75,7 +82,7 @@ def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered) - 1e-9)))
     return ordered[rank - 1]
 
 
@@ -719,6 +726,9 @@ def bench_database(kind: str, args: argparse.Namespace) -> None:
             delay_users = add_users(world, "claimer", args.claims)
             world.pool("delay", warm=args.warm, max=args.max, retention=3600, users=delay_users)
             asyncio.run(Reconciler(world.ctx).converge())
+            if args.gc_freeze:
+                gc.collect()
+                gc.freeze()
             _section(args, lambda: run_create_delay(
                 world, delay_users, "delay", claims_n=args.claims, spacing=args.spacing,
                 warm=args.warm, max_=args.max))
@@ -753,6 +763,10 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
           f"{'one group' if args.entitle == 'group' else 'one line per user'}; "
           f"{len(pool_names)} pool(s) of {size} ready desktops (reconciler converge, sim zero "
           f"latency) in {t_conv:.1f} s = {t_conv / len(pool_names):.1f} s per pool")
+    if args.gc_freeze:
+        gc.collect()
+        gc.freeze()
+        print(f"  EXPERIMENT: gc.freeze() - {gc.get_freeze_count()} objects out of the collector")
     tracer = SqlTracer(world.ctx.db.engine)
     if "profile" in sections:
         _section(args, lambda: profile_one_claim(world, tracer, probes, "burst", top=args.top))
@@ -814,6 +828,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="before each measurement wait up to SECONDS for idle CPUs")
     parser.add_argument("--sqlite-writer-queue", action="store_true",
                         help="EXPERIMENT: queue SQLite writers on a FIFO lock in this process")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="EXPERIMENT: gc.freeze() after each set-up (no 90 ms gen-2 pauses)")
     args = parser.parse_args(argv)
     if args.sqlite_writer_queue:
         install_sqlite_writer_queue()

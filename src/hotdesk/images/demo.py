@@ -4,7 +4,8 @@ The guest is a Debian kernel booted directly (PVH, uncompressed ``vmlinux``) wit
 initramfs.  Its ``/init`` loads the virtio (block, net) and bochs DRM modules, shows the desktop's
 name on the framebuffer console, prints ``HOTDESK-READY <name>`` on the serial console, brings up
 eth0 for QEMU user networking, runs the guest agent when the kernel command line names a broker
-(``hotdesk.agent=``, see ``guest_init``) and serves a shell on tty1.  A small empty qcow2 disk serves as the base image that desktops are linked-cloned from.
+(``hotdesk.agent=``, see ``guest_init``) and serves a shell on tty1.  A small empty qcow2 disk
+serves as the base image that desktops are linked-cloned from.
 """
 
 from __future__ import annotations
