@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -84,6 +85,8 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> Non
     if broker.demo_note:
         announce(f"  {broker.demo_note}")
     app = build_app(broker)
+    gc.collect()
+    gc.freeze()  # start-up objects never need collecting: avoids ~90 ms full-collection pauses
     config = uvicorn.Config(
         app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
     )

@@ -31,6 +31,7 @@ class Database:
         self._writer = sessionmaker(write_engine, expire_on_commit=False)
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._local = threading.local()
+        self._sqlite_writers = threading.Lock() if self.is_sqlite else None
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -43,10 +44,20 @@ class Database:
             raise RuntimeError("nested write transaction: finish the outer one first")
         self._local.writing = True
         try:
-            with self._writer() as session, session.begin():
+            with self._writer_turn(), self._writer() as session, session.begin():
                 yield session
         finally:
             self._local.writing = False
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """On SQLite, writers of this process take turns on a lock instead of polling SQLite's
+        busy handler (which sleeps up to 100 ms and lets the last committer barge in again)."""
+        if self._sqlite_writers is None:
+            yield
+            return
+        with self._sqlite_writers:
+            yield
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -44,7 +44,9 @@ class GuardedProvider:
         self.driver = driver
         self.kind = driver.kind
         self.timeout = timeout
-        self._slots = asyncio.Semaphore(max_calls)
+        self.max_calls = max_calls
+        self._slots: asyncio.Semaphore | None = None
+        self._slots_loop: asyncio.AbstractEventLoop | None = None
         self.stats = CallStats()
 
     async def _call(
@@ -54,7 +56,7 @@ class GuardedProvider:
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
         started = time.perf_counter()
         try:
-            async with self._slots:
+            async with self._slots_here():
                 return await asyncio.wait_for(make(), timeout=timeout or self.timeout)
         except ProviderError as exc:
             self._failed(exc)
@@ -70,6 +72,13 @@ class GuardedProvider:
             raise err from exc
         finally:
             self.stats.last_latency = time.perf_counter() - started
+
+    def _slots_here(self) -> asyncio.Semaphore:
+        """The call cap of the running event loop (a semaphore is bound to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots_loop is not loop:
+            self._slots, self._slots_loop = asyncio.Semaphore(self.max_calls), loop
+        return self._slots
 
     def _failed(self, exc: Exception) -> None:
         self.stats.errors += 1

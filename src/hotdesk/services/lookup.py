@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from hotdesk.db.models import (
@@ -14,7 +14,7 @@ from hotdesk.db.models import (
     TemplateRow,
     UserRow,
 )
-from hotdesk.domain.entitlement import Entitlement, is_entitled
+from hotdesk.domain.entitlement import Entitlement
 from hotdesk.domain.errors import Forbidden, NotFound
 from hotdesk.domain.pools import DesktopView
 from hotdesk.domain.states import LIVE_STATES, DesktopState
@@ -113,19 +113,33 @@ def org_chain(session: Session, org_id: str | None) -> list[str]:
 
 
 def user_is_entitled(session: Session, pool_id: str, user_id: str) -> bool:
-    """C1: is the user in the pool's effective user set?"""
+    """C1: is the user in the pool's effective user set?
+
+    One ``EXISTS`` query over the pool's entitlement lines (the same rule as the pure
+    ``domain.entitlement.is_entitled``), so a pool entitling thousands costs no more.
+    """
     user = session.get(UserRow, user_id)
     if user is None or user.disabled:
         return False
-    groups = session.scalars(
-        select(GroupMemberRow.group_id).where(GroupMemberRow.user_id == user_id)
-    )
-    return is_entitled(
-        pool_entitlements(session, pool_id),
-        user_id=user_id,
-        group_ids=list(groups),
-        org_chain=org_chain(session, user.organization_id),
-    )
+    line = EntitlementRow
+    groups = select(GroupMemberRow.group_id).where(GroupMemberRow.user_id == user_id)
+    matches = [
+        and_(line.kind == "user", line.subject_id == user_id),
+        and_(line.kind == "group", line.subject_id.in_(groups)),
+    ]
+    chain = org_chain(session, user.organization_id)
+    if chain:
+        matches.append(and_(line.kind == "organization", line.subject_id == chain[0]))
+    if len(chain) > 1:
+        matches.append(
+            and_(
+                line.kind == "organization",
+                line.include_suborganizations.is_(True),
+                line.subject_id.in_(chain[1:]),
+            )
+        )
+    found = session.scalar(select(exists().where(line.pool_id == pool_id, or_(*matches))))
+    return bool(found)
 
 
 def ensure_entitled(session: Session, pool: PoolRow, actor: Actor) -> str:
