@@ -21,6 +21,7 @@ from hotdesk.domain.states import DesktopState
 from hotdesk.services.auth import AuthenticationFailed
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import record_event
+from hotdesk.services.sessions import end_session
 
 S = DesktopState
 AGENT_EVENTS = ("ready", "login", "logout", "heartbeat")
@@ -114,8 +115,6 @@ def _guest_login(
     username = str(data.get("username", ""))[:100] or None
     desktop.guest_user = username if event == "login" else None
     if event == "logout" and desktop.state == S.CONNECTED.value:
-        from hotdesk.services.claims import end_session
-
         end_session(
             session,
             desktop,

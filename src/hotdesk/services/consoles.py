@@ -31,10 +31,10 @@ from hotdesk.db.models import ConsoleTicketRow, DesktopRow, PoolRow, SessionRow,
 from hotdesk.domain.errors import Conflict, Forbidden, NotFound
 from hotdesk.domain.pools import PermissionRule, allowed_actions
 from hotdesk.domain.states import DesktopState
-from hotdesk.services.claims import end_session
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.events import move_desktop
 from hotdesk.services.operations import get_desktop_for
+from hotdesk.services.sessions import end_session
 
 S = DesktopState
 TICKET_TTL_SECONDS = 30.0

@@ -22,9 +22,9 @@ from hotdesk.domain.entitlement import would_create_cycle
 from hotdesk.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from hotdesk.domain.pools import ROLES, validate_name
 from hotdesk.services.auth import hash_password
-from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.events import record_event
+from hotdesk.services.sessions import release_desktop
 
 
 def require_admin(actor: Actor) -> None:

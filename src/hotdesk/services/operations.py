@@ -12,9 +12,9 @@ from hotdesk.domain.errors import Conflict, Forbidden, NotFound, ValidationFaile
 from hotdesk.domain.pools import PermissionRule, allowed_actions
 from hotdesk.domain.states import DesktopState
 from hotdesk.providers.base import InstanceRef
-from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.events import record_event
+from hotdesk.services.sessions import release_desktop
 
 S = DesktopState
 OPERATION_KINDS = {

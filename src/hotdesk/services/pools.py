@@ -26,12 +26,12 @@ from hotdesk.domain.pools import (
     recreate_targets,
     validate_pool_spec,
 )
-from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.directory import require_admin
 from hotdesk.services.events import lock_desktop, record_event
 from hotdesk.services.images import ImageState, images_of_pool
 from hotdesk.services.lookup import current_revision_id, desktop_view, get_pool, live_desktops
+from hotdesk.services.sessions import release_desktop
 
 
 def spec_to_json(spec: PoolSpec) -> dict[str, Any]:

@@ -28,11 +28,12 @@ from hotdesk.providers.base import (
     TemplateSpec,
 )
 from hotdesk.services.agent import agent_token, context_secret
-from hotdesk.services.claims import expire_stale_entries, release_desktop, serve_queue
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
 from hotdesk.services.intents import add_desktop_intent, choose_datastore
 from hotdesk.services.lookup import desktop_view, live_desktops, lock_pool
+from hotdesk.services.queue import expire_stale_entries, serve_queue
+from hotdesk.services.sessions import release_desktop
 
 S = DesktopState
 ACTOR = "system:reconciler"

@@ -12,9 +12,9 @@ from hotdesk.db.models import DesktopRow, LeakSuspectRow, ProviderRow
 from hotdesk.domain.names import TAG_DESKTOP
 from hotdesk.domain.states import ON_PLATFORM_STATES, DesktopState
 from hotdesk.providers.base import Instance, InstanceRef
-from hotdesk.services.claims import release_desktop
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
+from hotdesk.services.sessions import release_desktop
 
 ACTOR = "system:sweeper"
 LIVE_ON_PLATFORM = [s.value for s in ON_PLATFORM_STATES]

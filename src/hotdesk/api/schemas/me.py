@@ -7,7 +7,7 @@ from typing import Any
 
 from hotdesk.api.schemas.common import ReadSchema
 from hotdesk.domain.durations import format_duration
-from hotdesk.services.claims import Card
+from hotdesk.services.cards import Card
 
 
 class CardDesktopRead(ReadSchema):
