@@ -41,7 +41,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +52,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.support`` importa
 
 from sqlalchemy import create_engine, event, func, select, text  # noqa: E402
 from tests.support import (  # noqa: E402
-    PG_ADMIN_URL,
+    PostgresDatabases,
     SqliteTemplate,
     World,
     make_world,
@@ -61,8 +60,7 @@ from tests.support import (  # noqa: E402
 )
 
 from hotdesk.db.engine import Database  # noqa: E402
-from hotdesk.db.migrate import upgrade  # noqa: E402
-from hotdesk.db.models import Base, DesktopRow, PoolRow  # noqa: E402
+from hotdesk.db.models import DesktopRow, PoolRow  # noqa: E402
 from hotdesk.reconciler.loop import Reconciler  # noqa: E402
 from hotdesk.services import claims, pools  # noqa: E402
 from hotdesk.services import reconcile as rs  # noqa: E402
@@ -193,9 +191,11 @@ class CpuMeter:
         busy = 100 * (1 - (idle1 - idle0) / span)
         own = 100 * (own1 - own0) * ticks / span
         steal = 100 * (steal1 - steal0) / span
-        return (f"CPU of the {os.cpu_count()} cores busy {busy:.0f}% (this process {own:.0f}%, "
-                f"PostgreSQL server + other processes {max(0.0, busy - own):.0f}%), "
-                f"steal {steal:.0f}%")
+        return (
+            f"CPU of the {os.cpu_count()} cores busy {busy:.0f}% (this process {own:.0f}%, "
+            f"PostgreSQL server + other processes {max(0.0, busy - own):.0f}%), "
+            f"steal {steal:.0f}%"
+        )
 
 
 def wait_until_quiet(limit_seconds: float) -> None:
@@ -236,38 +236,17 @@ class SqliteFiles:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class ThrowawayPostgres:
-    """One migrated database created for this run and dropped at the end (idea of
-    ``tests.support.PostgresDatabases``, with a bench name)."""
+class ThrowawayPostgres(PostgresDatabases):
+    """One migrated database created for this run and dropped at the end."""
 
     label = "PostgreSQL"
 
     def __init__(self) -> None:
-        self.name = f"hotdesk_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
-        self.url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + self.name
-        upgrade(self.url)
-
-    def fresh_url(self) -> str:
-        """The database, emptied."""
-        engine = create_engine(self.url)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        engine.dispose()
-        return self.url
+        super().__init__(prefix="hotdesk_bench")
 
     def close(self) -> None:
         """Drop the database."""
-        with self.admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": self.name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
-        self.admin.dispose()
+        self.drop()
 
 
 def postgres_settings(url: str) -> str:
@@ -355,24 +334,33 @@ def add_users(world: World, prefix: str, count: int) -> list[Actor]:
     return out
 
 
-def make_ready_pool(world: World, name: str, *, size: int, users: list[Actor],
-                    group: str | None = None) -> float:
+def make_ready_pool(
+    world: World, name: str, *, size: int, users: list[Actor], group: str | None = None
+) -> float:
     """A pool with warm = max = ``size`` desktops, all ready (sim, zero latency); seconds."""
     started = time.perf_counter()
-    world.pool(name, warm=size, max=size, retention=3600, users=users,
-               provision_concurrency=min(size, 1000))
+    world.pool(
+        name,
+        warm=size,
+        max=size,
+        retention=3600,
+        users=users,
+        provision_concurrency=min(size, 1000),
+    )
     if group is not None:
         pools.set_entitlements(world.ctx, world.admin, name, [EntitlementLine("group", group)])
     # a fresh Reconciler per event loop: the guarded driver's asyncio.Semaphore binds to the
     # first loop that waits on it, so a DriverCache must not outlive its asyncio.run()
     asyncio.run(Reconciler(world.ctx).converge(passes=50))
     with world.ctx.db.read() as session:
-        states = dict(session.execute(
-            select(DesktopRow.state, func.count())
-            .join(PoolRow, PoolRow.id == DesktopRow.pool_id)
-            .where(PoolRow.name == name, PoolRow.deleted_at.is_(None))
-            .group_by(DesktopRow.state)
-        ).all())
+        states = dict(
+            session.execute(
+                select(DesktopRow.state, func.count())
+                .join(PoolRow, PoolRow.id == DesktopRow.pool_id)
+                .where(PoolRow.name == name, PoolRow.deleted_at.is_(None))
+                .group_by(DesktopRow.state)
+            ).all()
+        )
     if states.get("ready", 0) < size:
         print(f"  ! pool {name}: {states} after converge (wanted {size} ready)")
     return time.perf_counter() - started
@@ -396,8 +384,9 @@ def double_assignments(world: World) -> tuple[int, int]:
 # --- section 1: one claim, profiled ----------------------------------------------------
 
 
-def profile_one_claim(world: World, tracer: SqlTracer, users: list[Actor], pool: str,
-                      *, top: int) -> None:
+def profile_one_claim(
+    world: World, tracer: SqlTracer, users: list[Actor], pool: str, *, top: int
+) -> None:
     """Warm up, time a few uncontended claims, then profile one claim and list its SQL."""
     warm, timed, profiled = users[:2], users[2:-1], users[-1]
     for actor in warm:  # the first calls compile and cache SQLAlchemy statements
@@ -420,12 +409,16 @@ def profile_one_claim(world: World, tracer: SqlTracer, users: list[Actor], pool:
         elapsed = time.perf_counter() - t0
     t_med = statistics.median(x[0] for x in plain) * 1000
     sql_med = statistics.median(x[1].sql_seconds + x[1].begin_seconds for x in plain) * 1000
-    print(f"  one uncontended claim (median of {len(plain)}, no profiler): {t_med:.1f} ms wall "
-          f"(min {min(x[0] for x in plain) * 1000:.1f}), {statistics.median(cpu):.1f} ms CPU of "
-          f"the calling thread; in the database driver {sql_med:.1f} ms ({sql_med / t_med:.0%}); "
-          f"{len(plain[0][1].statements)} statements")
-    print(f"  one claim under cProfile: {elapsed * 1000:.1f} ms, outcome {card.outcome}, "
-          f"{len(op.statements)} SQL statements (incl. BEGIN; COMMIT is not a cursor execute):")
+    print(
+        f"  one uncontended claim (median of {len(plain)}, no profiler): {t_med:.1f} ms wall "
+        f"(min {min(x[0] for x in plain) * 1000:.1f}), {statistics.median(cpu):.1f} ms CPU of "
+        f"the calling thread; in the database driver {sql_med:.1f} ms ({sql_med / t_med:.0%}); "
+        f"{len(plain[0][1].statements)} statements"
+    )
+    print(
+        f"  one claim under cProfile: {elapsed * 1000:.1f} ms, outcome {card.outcome}, "
+        f"{len(op.statements)} SQL statements (incl. BEGIN; COMMIT is not a cursor execute):"
+    )
     for i, stmt in enumerate(op.statements, 1):
         print(f"    {i:2d}. {_short_sql(stmt)}")
     out = io.StringIO()
@@ -437,11 +430,14 @@ def profile_one_claim(world: World, tracer: SqlTracer, users: list[Actor], pool:
         print("    " + ln.replace(str(ROOT / "src") + "/", "").strip())
     total = stats.total_tt  # type: ignore[attr-defined]
     driver = sum(
-        v[2] for k, v in stats.stats.items()  # type: ignore[attr-defined]
+        v[2]
+        for k, v in stats.stats.items()  # type: ignore[attr-defined]
         if "sqlite3." in k[2] or "/psycopg/" in k[0] or "psycopg_binary" in k[0]
     )
-    print(f"  cProfile total {total * 1000:.1f} ms; directly in the DB driver ~{driver * 1000:.1f}"
-          f" ms; the rest is Python (SQLAlchemy ORM/Core + hotdesk), inflated by the profiler")
+    print(
+        f"  cProfile total {total * 1000:.1f} ms; directly in the DB driver ~{driver * 1000:.1f}"
+        f" ms; the rest is Python (SQLAlchemy ORM/Core + hotdesk), inflated by the profiler"
+    )
 
 
 def _short_sql(stmt: str) -> str:
@@ -449,8 +445,7 @@ def _short_sql(stmt: str) -> str:
     if flat.startswith("SELECT") and " FROM " in flat:
         cols, rest = flat[7:].split(" FROM ", 1)
         ncols = cols.count(",") + 1
-        flat = f"SELECT <{ncols} col{'s' if ncols > 1 else ''}> FROM {rest}" if ncols > 3 \
-            else flat
+        flat = f"SELECT <{ncols} col{'s' if ncols > 1 else ''}> FROM {rest}" if ncols > 3 else flat
     return flat[:150] + ("..." if len(flat) > 150 else "")
 
 
@@ -503,11 +498,15 @@ def run_burst(world: World, tracer: SqlTracer, users: list[Actor], pool: str) ->
         outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
     print(f"  burst: {n} threads released together, one connect() each")
     print(f"    {summary(ms)}")
-    print(f"    throughput {len(done) / wall:.0f} claims/s (wall {wall:.2f} s); "
-          f"errors {len(errors)}{' ' + repr(errors[0]) if errors else ''}")
-    print(f"    outcomes {outcomes}; distinct desktops handed out {len(set(ids))}/{len(ids)}; "
-          f"users holding >1 desktop: {dupes} -> double assignments: "
-          f"{'NONE' if dupes == 0 and len(set(ids)) == len(ids) else 'FOUND'}")
+    print(
+        f"    throughput {len(done) / wall:.0f} claims/s (wall {wall:.2f} s); "
+        f"errors {len(errors)}{' ' + repr(errors[0]) if errors else ''}"
+    )
+    print(
+        f"    outcomes {outcomes}; distinct desktops handed out {len(set(ids))}/{len(ids)}; "
+        f"users holding >1 desktop: {dupes} -> double assignments: "
+        f"{'NONE' if dupes == 0 and len(set(ids)) == len(ids) else 'FOUND'}"
+    )
     print(f"    p99 {goal(pct(ms, 99), CLAIM_GOAL_MS)}")
     _breakdown(done)
 
@@ -520,8 +519,9 @@ def _breakdown(done: list[Op]) -> None:
     database must retake the GIL before ``after_cursor_execute`` runs, so on a busy process
     "SQL" includes GIL waits too.
     """
-    kinds = sorted({r.kind for r in done}, key=["claim", "connect", "reconnect",
-                                                 "disconnect"].index)
+    kinds = sorted(
+        {r.kind for r in done}, key=["claim", "connect", "reconnect", "disconnect"].index
+    )
     print("    where the time goes, p50 / p99 per call (ms):")
     for kind in kinds:
         parts: dict[str, list[float]] = {"conn": [], "lock": [], "sql": [], "py": []}
@@ -538,17 +538,33 @@ def _breakdown(done: list[Op]) -> None:
             parts["py"].append(max(0.0, r.seconds * 1000 - conn - lock - sql))
         if not parts["conn"]:
             continue
-        print(f"      {kind:<10} " + "  ".join(
-            f"{label} {pct(parts[k], 50):.1f} / {pct(parts[k], 99):.1f}"
-            for k, label in (("conn", "connection wait"), ("lock", "SQLite lock wait"),
-                             ("sql", "SQL"), ("py", "Python+GIL"))))
+        print(
+            f"      {kind:<10} "
+            + "  ".join(
+                f"{label} {pct(parts[k], 50):.1f} / {pct(parts[k], 99):.1f}"
+                for k, label in (
+                    ("conn", "connection wait"),
+                    ("lock", "SQLite lock wait"),
+                    ("sql", "SQL"),
+                    ("py", "Python+GIL"),
+                )
+            )
+        )
 
 
 # --- section 3: sustained --------------------------------------------------------------
 
 
-def run_sustained(world: World, tracer: SqlTracer, users: list[Actor], pool: str, *,
-                  inflight: int, rounds: int, first_connect_done: bool = False) -> None:
+def run_sustained(
+    world: World,
+    tracer: SqlTracer,
+    users: list[Actor],
+    pool: str,
+    *,
+    inflight: int,
+    rounds: int,
+    first_connect_done: bool = False,
+) -> None:
     """``inflight`` workers share the users; each user: connect, then (disconnect, connect) x
     rounds. The first connect is a claim; later ones reconnect to the same desktop (C4).
     ``first_connect_done``: the users already claimed (the burst); only the rounds run."""
@@ -596,9 +612,11 @@ def run_sustained(world: World, tracer: SqlTracer, users: list[Actor], pool: str
         if r.kind != "disconnect":
             outcomes[str(r.outcome)] = outcomes.get(str(r.outcome), 0) + 1
     first = "after the burst" if first_connect_done else "connect"
-    print(f"  sustained, {inflight} in flight ({len(users)} users, {first} + {rounds} x "
-          f"(disconnect, connect)): {len(done)} calls in {wall:.2f} s = "
-          f"{len(done) / wall:.0f} calls/s; errors {len(errors)}; double assignments {dupes}")
+    print(
+        f"  sustained, {inflight} in flight ({len(users)} users, {first} + {rounds} x "
+        f"(disconnect, connect)): {len(done)} calls in {wall:.2f} s = "
+        f"{len(done) / wall:.0f} calls/s; errors {len(errors)}; double assignments {dupes}"
+    )
     print(f"    connect outcomes {outcomes}")
     for kind in ("claim", "reconnect", "disconnect"):
         ms = [r.seconds * 1000 for r in done if r.kind == kind]
@@ -612,8 +630,16 @@ def run_sustained(world: World, tracer: SqlTracer, users: list[Actor], pool: str
 # --- section 4: claim -> replacement create ---------------------------------------------
 
 
-def run_create_delay(world: World, users: list[Actor], pool: str, *, claims_n: int,
-                     spacing: float, warm: int, max_: int) -> list[float]:
+def run_create_delay(
+    world: World,
+    users: list[Actor],
+    pool: str,
+    *,
+    claims_n: int,
+    spacing: float,
+    warm: int,
+    max_: int,
+) -> list[float]:
     """Claims one at a time while ``Reconciler.run_forever`` runs; delay to the next create.
 
     ``plan_pool_pass`` and the claimer's wake-up are timed (wrapped for the run only) to show
@@ -655,8 +681,7 @@ def run_create_delay(world: World, users: list[Actor], pool: str, *, claims_n: i
         finally:
             plans.append((started, time.perf_counter()))
 
-    with _wrapped(world.ctx.wakeups, "notify", on_notify), \
-            _wrapped(rs, "plan_pool_pass", on_plan):
+    with _wrapped(world.ctx.wakeups, "notify", on_notify), _wrapped(rs, "plan_pool_pass", on_plan):
         asyncio.run(main())
     # each claim takes one idle desktop and the plan replaces it with exactly one create, in
     # claim order (names carry increasing sequence numbers): match claims and creates FIFO
@@ -664,14 +689,20 @@ def run_create_delay(world: World, users: list[Actor], pool: str, *, claims_n: i
     creates = sorted(t for _, t in platform_.create_calls if t > first)
     delays = [(tc - t0) * 1000 for (t0, _), tc in zip(samples, creates, strict=False)]
     missing = len(samples) - len(delays)
-    print(f"  claim -> replacement create (Reconciler.run_forever, warm={warm} max={max_}, "
-          f"{claims_n} claims {spacing * 1000:.0f} ms apart)")
+    print(
+        f"  claim -> replacement create (Reconciler.run_forever, warm={warm} max={max_}, "
+        f"{claims_n} claims {spacing * 1000:.0f} ms apart)"
+    )
     print(f"    delay  n={len(delays)}  {summary(delays)}")
-    print(f"    claims without a replacement create: {missing} "
-          f"(expected {max(0, warm + claims_n - max_)}: the pool reaches max={max_})")
+    print(
+        f"    claims without a replacement create: {missing} "
+        f"(expected {max(0, warm + claims_n - max_)}: the pool reaches max={max_})"
+    )
     if delays:
-        print(f"    p99 {goal(pct(delays, 99), CREATE_DELAY_GOAL_MS)}; "
-              f"reconciler passes {reconciler.passes}")
+        print(
+            f"    p99 {goal(pct(delays, 99), CREATE_DELAY_GOAL_MS)}; "
+            f"reconciler passes {reconciler.passes}"
+        )
     parts: dict[str, list[float]] = {"claim": [], "wake": [], "plan": [], "spawn": []}
     for (t0, _), t_notify, tc in zip(samples, notified, creates, strict=False):
         plan = max((p for p in plans if p[1] <= tc), default=None, key=lambda p: p[1])
@@ -710,8 +741,9 @@ def _wrapped(owner: Any, name: str, hook: Callable[..., Any]) -> Iterator[None]:
 
 def bench_database(kind: str, args: argparse.Namespace) -> None:
     """Every chosen section on one database."""
-    dbs: SqliteFiles | ThrowawayPostgres = SqliteFiles() if kind == "sqlite" \
-        else ThrowawayPostgres()
+    dbs: SqliteFiles | ThrowawayPostgres = (
+        SqliteFiles() if kind == "sqlite" else ThrowawayPostgres()
+    )
     sections = set(args.sections.split(","))
     try:
         print(f"\n=== {dbs.label} ===  (load average {_load()})")
@@ -729,20 +761,31 @@ def bench_database(kind: str, args: argparse.Namespace) -> None:
             if args.gc_freeze:
                 gc.collect()
                 gc.freeze()
-            _section(args, lambda: run_create_delay(
-                world, delay_users, "delay", claims_n=args.claims, spacing=args.spacing,
-                warm=args.warm, max_=args.max))
+            _section(
+                args,
+                lambda: run_create_delay(
+                    world,
+                    delay_users,
+                    "delay",
+                    claims_n=args.claims,
+                    spacing=args.spacing,
+                    warm=args.warm,
+                    max_=args.max,
+                ),
+            )
             world.ctx.db.dispose()
         print(f"  (load average {_load()})")
     finally:
         dbs.close()
 
 
-def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespace,
-                    sections: set[str]) -> None:
+def _claim_sections(
+    dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespace, sections: set[str]
+) -> None:
     """Profile, burst and sustained runs; they share one world, one fresh pool per run."""
-    flights = [int(x) for x in args.inflight.split(",") if x.strip()] \
-        if "sustained" in sections else []
+    flights = (
+        [int(x) for x in args.inflight.split(",") if x.strip()] if "sustained" in sections else []
+    )
     world = make_world(dbs.fresh_url())
     t = time.perf_counter()
     users = add_users(world, "user", args.users)
@@ -756,13 +799,19 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
     pool_names = ["burst"] + [f"flight{n}" for n in flights if n < args.users]
     t_conv = 0.0
     for name in pool_names:
-        t_conv += make_ready_pool(world, name, size=size,
-                                  users=[] if args.entitle == "group" else users + probes,
-                                  group="everyone" if args.entitle == "group" else None)
-    print(f"  set-up: {args.users + len(probes)} users in {t_users:.1f} s, entitled by "
-          f"{'one group' if args.entitle == 'group' else 'one line per user'}; "
-          f"{len(pool_names)} pool(s) of {size} ready desktops (reconciler converge, sim zero "
-          f"latency) in {t_conv:.1f} s = {t_conv / len(pool_names):.1f} s per pool")
+        t_conv += make_ready_pool(
+            world,
+            name,
+            size=size,
+            users=[] if args.entitle == "group" else users + probes,
+            group="everyone" if args.entitle == "group" else None,
+        )
+    print(
+        f"  set-up: {args.users + len(probes)} users in {t_users:.1f} s, entitled by "
+        f"{'one group' if args.entitle == 'group' else 'one line per user'}; "
+        f"{len(pool_names)} pool(s) of {size} ready desktops (reconciler converge, sim zero "
+        f"latency) in {t_conv:.1f} s = {t_conv / len(pool_names):.1f} s per pool"
+    )
     if args.gc_freeze:
         gc.collect()
         gc.freeze()
@@ -774,14 +823,27 @@ def _claim_sections(dbs: SqliteFiles | ThrowawayPostgres, args: argparse.Namespa
         _section(args, lambda: run_burst(world, tracer, users, "burst"))
     for n in flights:
         if n >= args.users:
-            _section(args, lambda: run_sustained(world, tracer, users, "burst",
-                                                 inflight=args.users, rounds=args.rounds,
-                                                 first_connect_done=True))
+            _section(
+                args,
+                lambda: run_sustained(
+                    world,
+                    tracer,
+                    users,
+                    "burst",
+                    inflight=args.users,
+                    rounds=args.rounds,
+                    first_connect_done=True,
+                ),
+            )
         else:
             # fewer users for few workers keeps the run short (>= 50 users, 250 calls)
             some = users[: min(len(users), max(50, 25 * n))]
-            _section(args, functools.partial(run_sustained, world, tracer, some, f"flight{n}",
-                                             inflight=n, rounds=args.rounds))
+            _section(
+                args,
+                functools.partial(
+                    run_sustained, world, tracer, some, f"flight{n}", inflight=n, rounds=args.rounds
+                ),
+            )
     tracer.remove()
     world.ctx.db.dispose()
 
@@ -811,36 +873,67 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
-    parser.add_argument("--sections", default="profile,burst,sustained,delay",
-                        help="comma-separated: profile,burst,sustained,delay")
-    parser.add_argument("--inflight", default="200,8,1",
-                        help="worker counts for the sustained runs (>= --users reuses the burst)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="disconnect+connect rounds per user in the sustained runs")
-    parser.add_argument("--entitle", choices=["user", "group"], default="user",
-                        help="entitle the users one line each (default) or through one group")
+    parser.add_argument(
+        "--sections",
+        default="profile,burst,sustained,delay",
+        help="comma-separated: profile,burst,sustained,delay",
+    )
+    parser.add_argument(
+        "--inflight",
+        default="200,8,1",
+        help="worker counts for the sustained runs (>= --users reuses the burst)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="disconnect+connect rounds per user in the sustained runs",
+    )
+    parser.add_argument(
+        "--entitle",
+        choices=["user", "group"],
+        default="user",
+        help="entitle the users one line each (default) or through one group",
+    )
     parser.add_argument("--claims", type=int, default=50, help="claims in the create-delay run")
     parser.add_argument("--spacing", type=float, default=0.05, help="seconds between claims")
     parser.add_argument("--warm", type=int, default=5)
     parser.add_argument("--max", type=int, default=50)
     parser.add_argument("--top", type=int, default=15, help="cProfile lines to print")
-    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="before each measurement wait up to SECONDS for idle CPUs")
-    parser.add_argument("--sqlite-writer-queue", action="store_true",
-                        help="EXPERIMENT: queue SQLite writers on a FIFO lock in this process")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="EXPERIMENT: gc.freeze() after each set-up (no 90 ms gen-2 pauses)")
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement wait up to SECONDS for idle CPUs",
+    )
+    parser.add_argument(
+        "--sqlite-writer-queue",
+        action="store_true",
+        help="EXPERIMENT: queue SQLite writers on a FIFO lock in this process",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="EXPERIMENT: gc.freeze() after each set-up (no 90 ms gen-2 pauses)",
+    )
     args = parser.parse_args(argv)
     if args.sqlite_writer_queue:
         install_sqlite_writer_queue()
-        print("EXPERIMENT: SQLite writers queue on an in-process FIFO lock before BEGIN "
-              "IMMEDIATE (bench only; the product does not do this yet)")
+        print(
+            "EXPERIMENT: SQLite writers queue on an in-process FIFO lock before BEGIN "
+            "IMMEDIATE (bench only; the product does not do this yet)"
+        )
     print("hotdesk claim benchmark (sim driver: SIMULATED VMs, zero platform latency)")
-    print(f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
-          f"{platform.python_version()}, {platform.platform()}; GIL switch interval "
-          f"{sys.getswitchinterval() * 1000:.0f} ms")
-    print(f"  goals: claim p99 <= {CLAIM_GOAL_MS:.0f} ms; claim -> create <= "
-          f"{CREATE_DELAY_GOAL_MS:.0f} ms")
+    print(
+        f"  machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
+        f"{platform.python_version()}, {platform.platform()}; GIL switch interval "
+        f"{sys.getswitchinterval() * 1000:.0f} ms"
+    )
+    print(
+        f"  goals: claim p99 <= {CLAIM_GOAL_MS:.0f} ms; claim -> create <= "
+        f"{CREATE_DELAY_GOAL_MS:.0f} ms"
+    )
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     started = time.perf_counter()
     for kind in kinds:

@@ -81,8 +81,8 @@ def postgres_unavailable_reason() -> str | None:
 class PostgresDatabases:
     """One migrated throw-away database per test session; tables emptied between tests."""
 
-    def __init__(self) -> None:
-        self.name = f"hotdesk_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    def __init__(self, *, prefix: str = "hotdesk_test") -> None:
+        self.name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         self.admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
