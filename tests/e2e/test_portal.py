@@ -416,6 +416,52 @@ def test_admin_force_restarts_a_desktop_and_reads_its_console_log(
     page.context.close()
 
 
+FOCUSED_LABEL = """() => {
+  const el = document.activeElement;
+  if (!el) return '';
+  const label = el.labels && el.labels[0] ? el.labels[0].textContent : '';
+  return (label || el.getAttribute('aria-label') || el.textContent || '').trim();
+}"""
+OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
+
+
+def tab_to(page: Any, wanted: str, *, presses: int = 40) -> None:
+    """Press Tab until the focused control is labelled ``wanted`` (keyboard-only use)."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate(FOCUSED_LABEL).startswith(wanted):
+            return
+    pytest.fail(f"Tab never reached {wanted!r}")
+
+
+def keyboard_sign_in(page: Any, username: str) -> None:
+    """Sign in with the keyboard alone."""
+    tab_to(page, "User name")
+    page.keyboard.type(username)
+    tab_to(page, "Password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+
+
+def test_portal_and_admin_work_by_keyboard_on_a_tablet(browser: Any, broker: LiveBroker) -> None:
+    context = browser.new_context(viewport={"width": 820, "height": 1180}, has_touch=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(broker.url + "/")
+    keyboard_sign_in(page, "dave")
+    card(page, "kiosk").wait_for()
+    tab_to(page, "Connect")  # the card's action is reachable without a mouse
+    assert page.evaluate(OVERFLOW) <= 0, "the portal scrolls sideways on a tablet"
+    shot(page, "portal-tablet")
+    page.goto(broker.url + "/admin")
+    keyboard_sign_in(page, "admin")
+    page.locator('#pool-table tr[data-pool="kiosk"]').wait_for()
+    tab_to(page, "New pool")
+    assert page.evaluate(OVERFLOW) <= 0, "the admin console scrolls sideways on a tablet"
+    shot(page, "admin-tablet")
+    context.close()
+
+
 def _wait_for(check: Any, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
