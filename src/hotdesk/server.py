@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from hotdesk.api.app import create_app
 from hotdesk.db.engine import Database
 from hotdesk.db.migrate import upgrade
+from hotdesk.observability.logs import configure_logging
 from hotdesk.reconciler.loop import Reconciler
 from hotdesk.services import bootstrap
 from hotdesk.services.context import BrokerContext
@@ -73,6 +74,7 @@ def build_app(broker: Broker) -> FastAPI:
 
 def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> None:
     """Run the broker until interrupted, announcing its URL and first-start credential."""
+    configure_logging(json_lines=settings.log_format != "text")
     broker = prepare_broker(settings)
     url = f"http://{settings.api.host}:{settings.api.port}"
     announce(f"hotdesk broker {broker.ctx.broker_id} listening on {url}")
@@ -88,6 +90,11 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> Non
     gc.collect()
     gc.freeze()  # start-up objects never need collecting: avoids ~90 ms full-collection pauses
     config = uvicorn.Config(
-        app, host=settings.api.host, port=settings.api.port, log_level="info", access_log=False
+        app,
+        host=settings.api.host,
+        port=settings.api.port,
+        log_level="info",
+        log_config=None,  # keep our JSON logging
+        access_log=False,
     )
     uvicorn.Server(config).run()

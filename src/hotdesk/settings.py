@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     reconciler: ReconcilerSettings = ReconcilerSettings()
     demo: bool = Field(default=True, description="create a demo pool on first start")
+    log_format: str = Field(default="json", description="json (one object per line) or text")
     demo_platform: str = Field(
         default="auto", description="auto (libvirt when available, else sim), libvirt or sim"
     )

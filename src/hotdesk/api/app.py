@@ -9,6 +9,7 @@ from starlette.types import Lifespan
 
 from hotdesk import __version__
 from hotdesk.api.errors import install_error_handlers
+from hotdesk.api.request_ids import install_request_ids
 from hotdesk.api.routers import (
     agent,
     apply,
@@ -18,6 +19,7 @@ from hotdesk.api.routers import (
     directory,
     health,
     me,
+    metrics,
     pools,
     providers,
     templates,
@@ -91,4 +93,6 @@ def create_app(
     app.include_router(console.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     web.install(app, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    install_request_ids(app)
     return app

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from hotdesk.domain.errors import ProviderError, TemporaryError
+from hotdesk.observability.metrics import PROVIDER_CALL_ERRORS, PROVIDER_CALL_SECONDS
 from hotdesk.providers.base import (
     ConsoleEndpoint,
     CreateRequest,
@@ -59,19 +60,20 @@ class GuardedProvider:
             async with self._slots_here():
                 return await asyncio.wait_for(make(), timeout=timeout or self.timeout)
         except ProviderError as exc:
-            self._failed(exc)
+            self._failed(exc, method)
             raise
         except TimeoutError as exc:
             limit = timeout or self.timeout
             err = TemporaryError(f"{self.kind}.{method} timed out after {limit:.0f}s")
-            self._failed(err)
+            self._failed(err, method)
             raise err from exc
         except Exception as exc:
             err = TemporaryError(f"{self.kind}.{method} failed: {type(exc).__name__}: {exc}")
-            self._failed(err)
+            self._failed(err, method)
             raise err from exc
         finally:
             self.stats.last_latency = time.perf_counter() - started
+            PROVIDER_CALL_SECONDS.labels(self.kind, method).observe(self.stats.last_latency)
 
     def _slots_here(self) -> asyncio.Semaphore:
         """The call cap of the running event loop (a semaphore is bound to one loop)."""
@@ -80,7 +82,8 @@ class GuardedProvider:
             self._slots, self._slots_loop = asyncio.Semaphore(self.max_calls), loop
         return self._slots
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, method: str) -> None:
+        PROVIDER_CALL_ERRORS.labels(self.kind, method).inc()
         self.stats.errors += 1
         self.stats.last_error = str(exc)
 

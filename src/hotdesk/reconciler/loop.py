@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from hotdesk.domain.errors import ProviderError, TemporaryError
+from hotdesk.observability.metrics import RECONCILE_PASS_SECONDS
 from hotdesk.providers.base import InstanceRef
 from hotdesk.reconciler.drivers import DriverCache
 from hotdesk.reconciler.publisher import Publisher
@@ -85,6 +86,7 @@ class Reconciler:
         await self.upkeep.run_operations()
         self.passes += 1
         self.last_pass_seconds = time.perf_counter() - started
+        RECONCILE_PASS_SECONDS.observe(self.last_pass_seconds)
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until no platform call started by this reconciler is still running."""
@@ -201,7 +203,11 @@ async def _logged(coro: Coroutine[Any, Any, None], desktop_id: str) -> None:
     try:
         await coro
     except Exception:
-        log.exception("platform task for desktop %s failed; the next pass retries", desktop_id)
+        log.exception(
+            "platform task for desktop %s failed; the next pass retries",
+            desktop_id,
+            extra={"desktop_id": desktop_id},
+        )
 
 
 async def _console_or_none(driver: Any, ref: InstanceRef) -> Any:

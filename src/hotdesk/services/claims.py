@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from hotdesk.db.models import DesktopRow, PoolRow, UserRow
 from hotdesk.domain.claims import ClaimOutcome, ClaimSituation, decide_claim
 from hotdesk.domain.errors import Conflict
 from hotdesk.domain.states import DesktopState
+from hotdesk.observability.metrics import CLAIM_SECONDS
 from hotdesk.services.cards import Card, card_for, card_with, my_card, my_cards
 from hotdesk.services.context import Actor, BrokerContext
 from hotdesk.services.events import record_event
@@ -57,6 +59,7 @@ def connect(ctx: BrokerContext, actor: Actor, pool_name: str) -> Card:
 
     One transaction; a unique index makes a second desktop for the same user impossible.
     """
+    started = time.perf_counter()
     for attempt in range(5):
         try:
             with ctx.db.write() as session:
@@ -69,6 +72,7 @@ def connect(ctx: BrokerContext, actor: Actor, pool_name: str) -> Card:
             if attempt == 4:
                 raise
     ctx.wakeups.notify(card.pool_id)
+    CLAIM_SECONDS.labels(outcome=card.outcome or "unknown").observe(time.perf_counter() - started)
     return card
 
 

@@ -19,6 +19,7 @@ from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
 from hotdesk.domain.names import desktop_tags
 from hotdesk.domain.pools import PlanInput, PoolPlan, plan_pool, retention_deadline
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
+from hotdesk.observability.metrics import PROVISIONING_FAILURES
 from hotdesk.providers.base import (
     AgentBootstrap,
     ConsoleEndpoint,
@@ -358,6 +359,7 @@ def backoff(ctx: BrokerContext, attempts: int, error: ProviderError | None = Non
 
 
 def _count_pool_failure(ctx: BrokerContext, pool: PoolRow, message: str, now: datetime) -> None:
+    PROVISIONING_FAILURES.labels(pool=pool.name).inc()
     pool.provision_failures += 1
     pool.provision_error = message
     pool.provision_backoff_until = now + timedelta(seconds=backoff(ctx, pool.provision_failures))
