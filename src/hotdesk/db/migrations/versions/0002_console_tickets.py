@@ -1,7 +1,7 @@
 """console tickets: single-use, short-lived tickets for the console websocket
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0001b
 Create Date: 2026-11-23 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import hotdesk.db.types
 
 revision = "0002"
-down_revision = "0001"
+down_revision = "0001b"
 branch_labels = None
 depends_on = None
 
