@@ -41,6 +41,27 @@ class ReconcilerSettings(BaseModel):
     queue_ttl_seconds: float = 60.0
     claim_grace_seconds: float = 120.0
     provider_call_timeout_seconds: float = 120.0
+    lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="how long a reconciler lease lives after its holder's last heartbeat "
+        "(renewed every third of it); a dead broker's pools are taken over after it",
+    )
+    wakeup_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="SQLite: how often other processes' events are polled for wake-ups "
+        "(PostgreSQL uses LISTEN/NOTIFY)",
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, description="consecutive failed calls that open a provider's breaker"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=5.0, gt=0, description="first wait before an open breaker lets a trial call"
+    )
+    breaker_max_cooldown_seconds: float = Field(
+        default=15.0, gt=0, description="longest wait between trial calls (doubling)"
+    )
     agent_url: str | None = Field(
         default=None,
         description="URL guests use to reach the broker's agent endpoints; default: "

@@ -378,3 +378,33 @@ class ConsoleTicketRow(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+# --- several broker processes (scale-out issue) -----------------------------------------
+
+
+class BrokerInstanceRow(Base):
+    """One running broker process; its heartbeat says it is alive (leases, fair share)."""
+
+    __tablename__ = "broker_instances"
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LeaseRow(Base):
+    """Who does a piece of reconciler work: ``pool:<id>`` or a singleton loop (``upkeep``).
+
+    A lease is valid until ``expires_at`` and renewed by its holder's heartbeat; the
+    ``token`` changes whenever another process takes it, so a result computed under a lost
+    lease is recognised and thrown away.
+    """
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(100), index=True)
+    token: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime | None]

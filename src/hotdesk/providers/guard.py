@@ -1,4 +1,5 @@
-"""The guarded driver the reconciler sees: timeouts, a concurrency cap and typed errors."""
+"""The guarded driver the reconciler sees: timeouts, a concurrency cap, typed errors and a
+circuit breaker (S1)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from hotdesk.domain.errors import ProviderError, TemporaryError
+from hotdesk.domain.errors import (
+    CapacityExceeded,
+    ProviderError,
+    QuotaExceeded,
+    TemporaryError,
+)
 from hotdesk.observability.metrics import PROVIDER_CALL_ERRORS, PROVIDER_CALL_SECONDS
 from hotdesk.providers.base import (
     ConsoleEndpoint,
@@ -22,6 +28,7 @@ from hotdesk.providers.base import (
     PublishedImage,
     PublishRequest,
 )
+from hotdesk.providers.breaker import CircuitBreaker, CircuitOpen
 
 T = TypeVar("T")
 
@@ -38,20 +45,65 @@ class CallStats:
 
 
 class GuardedProvider:
-    """Wraps a driver: every call has a timeout, at most ``max_calls`` run at once, and any
-    unexpected exception becomes a ``TemporaryError`` so one bad driver never kills a pass."""
+    """Wraps a driver: every call has a timeout, at most ``max_calls`` run at once, any
+    unexpected exception becomes a ``TemporaryError`` so one bad driver never kills a pass,
+    and a circuit breaker stops calling a platform that keeps failing."""
 
-    def __init__(self, driver: Provider, *, timeout: float = 120.0, max_calls: int = 16) -> None:
+    def __init__(
+        self,
+        driver: Provider,
+        *,
+        timeout: float = 120.0,
+        max_calls: int = 16,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.driver = driver
         self.kind = driver.kind
         self.timeout = timeout
         self.max_calls = max_calls
+        self.breaker = breaker or CircuitBreaker()
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._probing = False
         self.stats = CallStats()
+
+    async def available(self) -> bool:
+        """Whether platform calls may be made now. With the breaker open and its cooldown
+        over, one health check is the trial that closes (or reopens) it."""
+        if self.breaker.allows_calls():
+            return True
+        if not self.breaker.trial_due() or self._probing:
+            return False
+        self._probing = True
+        try:
+            health = await self._guarded("check", self.driver.check, None)
+            if health.ok:
+                self.breaker.record_success()
+            else:
+                self.breaker.record_failure(f"health check: {health.detail}")
+        except ProviderError as exc:
+            if _trips_breaker(exc):
+                self.breaker.record_failure(str(exc))
+        finally:
+            self._probing = False
+        return self.breaker.allows_calls()
 
     async def _call(
         self, method: str, make: Callable[[], Awaitable[T]], *, timeout: float | None = None
+    ) -> T:
+        if not self.breaker.allows_calls():
+            raise self.breaker.refuse(f"{self.kind}.{method}")
+        try:
+            result = await self._guarded(method, make, timeout)
+        except ProviderError as exc:
+            if _trips_breaker(exc):
+                self.breaker.record_failure(str(exc))
+            raise
+        self.breaker.record_success()
+        return result
+
+    async def _guarded(
+        self, method: str, make: Callable[[], Awaitable[T]], timeout: float | None
     ) -> T:
         self.stats.calls += 1
         self.stats.by_method[method] = self.stats.by_method.get(method, 0) + 1
@@ -88,8 +140,16 @@ class GuardedProvider:
         self.stats.last_error = str(exc)
 
     async def check(self) -> ProviderHealth:
-        """See ``Provider.check``."""
-        return await self._call("check", self.driver.check)
+        """See ``Provider.check``; always asked, even with the breaker open, and the
+        breaker's state is added to the facts."""
+        try:
+            health = await self._guarded("check", self.driver.check, None)
+        except ProviderError as exc:
+            if _trips_breaker(exc):
+                self.breaker.record_failure(str(exc))
+            raise
+        facts = {**health.facts, **self.breaker.snapshot()}
+        return ProviderHealth(ok=health.ok, detail=health.detail, facts=facts)
 
     async def create_desktop(self, req: CreateRequest) -> Instance:
         """See ``Provider.create_desktop``."""
@@ -138,3 +198,11 @@ class GuardedProvider:
     async def close(self) -> None:
         """Close the wrapped driver."""
         await self.driver.close()
+
+
+def _trips_breaker(exc: ProviderError) -> bool:
+    """Transient failures count; quota, capacity and permanent answers prove the platform is
+    up, and a refusal by the open breaker itself is not a new failure."""
+    if not isinstance(exc, TemporaryError):
+        return False
+    return not isinstance(exc, QuotaExceeded | CapacityExceeded | CircuitOpen)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from hotdesk.db.models import ProviderRow
 from hotdesk.domain.errors import NotFound
+from hotdesk.providers.breaker import CircuitBreaker
 from hotdesk.providers.guard import GuardedProvider
 from hotdesk.providers.registry import build_provider
 from hotdesk.services.context import BrokerContext
@@ -37,7 +38,16 @@ class DriverCache:
             kind, config, updated = row.kind, dict(row.config), row.updated_at
         entry = self._entries.get(provider_id)
         if entry is None or entry.updated_at != updated:
-            guarded = GuardedProvider(build_provider(kind, config), timeout=self.timeout)
+            settings = self.ctx.settings
+            breaker = CircuitBreaker(
+                failures=settings.breaker_failures,
+                cooldown=settings.breaker_cooldown_seconds,
+                max_cooldown=settings.breaker_max_cooldown_seconds,
+                clock=lambda: self.ctx.now().timestamp(),  # the broker's clock (fake in tests)
+            )
+            guarded = GuardedProvider(
+                build_provider(kind, config), timeout=self.timeout, breaker=breaker
+            )
             self._entries[provider_id] = _Entry(updated, guarded)
             return guarded
         return entry.guarded

@@ -3,6 +3,11 @@
 Level-triggered and idempotent (rules 1-3): a pass loads work in a short transaction, makes
 platform calls outside any transaction, and applies each result in its own short transaction.
 Events (claims, saves, destroys) only wake a pass early; the timer covers everything else.
+
+Several broker processes share the work by leases (``LeaseKeeper``): each reconciles only the
+pools it holds, and only the holder of the ``upkeep`` lease sweeps and checks health. A
+provider whose circuit breaker is open gets no calls; its pools wait, and creation resumes
+with the usual backoff when a trial health check closes the breaker.
 """
 
 from __future__ import annotations
@@ -17,11 +22,15 @@ from typing import Any
 from hotdesk.domain.errors import ProviderError, TemporaryError
 from hotdesk.observability.metrics import RECONCILE_PASS_SECONDS
 from hotdesk.providers.base import InstanceRef
+from hotdesk.providers.breaker import CircuitOpen
 from hotdesk.reconciler.drivers import DriverCache
+from hotdesk.reconciler.leasing import LeaseKeeper
 from hotdesk.reconciler.publisher import Publisher
+from hotdesk.reconciler.relay import make_relay
 from hotdesk.reconciler.upkeep import Upkeep
 from hotdesk.services import reconcile as rs
 from hotdesk.services.context import BrokerContext
+from hotdesk.services.leases import UPKEEP, Instance
 
 log = logging.getLogger("hotdesk.reconciler")
 
@@ -29,14 +38,22 @@ log = logging.getLogger("hotdesk.reconciler")
 class Reconciler:
     """Keeps every pool at its warm size within max, and carries out queued operations."""
 
-    def __init__(self, ctx: BrokerContext, drivers: DriverCache | None = None) -> None:
+    def __init__(
+        self,
+        ctx: BrokerContext,
+        drivers: DriverCache | None = None,
+        *,
+        instance: Instance | None = None,
+    ) -> None:
         self.ctx = ctx
         self.drivers = drivers or DriverCache(
             ctx, timeout=ctx.settings.provider_call_timeout_seconds
         )
         self.upkeep = Upkeep(ctx, self.drivers)
         self.publisher = Publisher(ctx)
+        self.leases = LeaseKeeper(ctx, instance)
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._inflight_pools: dict[str, str] = {}  # desktop id -> pool id
         self._creating: dict[str, int] = {}  # create calls in flight, by provider
         self._wake: asyncio.Event | None = None
         self.passes = 0
@@ -54,6 +71,10 @@ class Reconciler:
             loop.call_soon_threadsafe(wake.set)
 
         self.ctx.wakeups.subscribe(on_wakeup)
+        await self.leases.refresh()
+        relay = make_relay(self.ctx, self.leases.instance.id)
+        await asyncio.to_thread(relay.start)
+        heartbeat = asyncio.create_task(self.leases.keep_alive(stop, self._busy_pools))
         next_full = 0.0
         while not stop.is_set():
             now = time.monotonic()
@@ -62,7 +83,8 @@ class Reconciler:
                     next_full = now + self.ctx.settings.interval_seconds
                     self.ctx.wakeups.take()
                     await self.run_pass()
-                    await self.upkeep.maybe_run()
+                    if self.leases.holds(UPKEEP):
+                        await self.upkeep.maybe_run()
                 else:
                     for pool_id in self.ctx.wakeups.take():
                         await self.reconcile_pool(pool_id)
@@ -73,12 +95,15 @@ class Reconciler:
                 continue
             await _wait(stop, wake, max(0.0, next_full - time.monotonic()))
         await self.settle()
+        await heartbeat
+        await asyncio.to_thread(relay.stop)
+        await self.leases.release()
 
     async def run_pass(self) -> None:
-        """One pass over every pool, then the queued operations."""
+        """One pass over every pool this process holds a lease on, then queued operations."""
         started = time.perf_counter()
-        pool_ids = await asyncio.to_thread(rs.list_pool_ids, self.ctx)
-        for pool_id in pool_ids:
+        await self.leases.refresh(self._busy_pools())
+        for pool_id in self.leases.pool_ids():
             try:
                 await self.reconcile_pool(pool_id)
             except Exception:
@@ -109,15 +134,24 @@ class Reconciler:
     # --- one pool -----------------------------------------------------------------------
 
     async def reconcile_pool(self, pool_id: str) -> None:
-        """Plan the pool and start the platform calls it needs (each in its own task)."""
-        work = await asyncio.to_thread(rs.plan_pool_pass, self.ctx, pool_id)
+        """Plan the pool and start the platform calls it needs (each in its own task).
+
+        Only a pool this process holds the lease of; with the provider's breaker open the
+        plan is still recorded (expiry, queue) but no platform call is started.
+        """
+        lease = self.leases.token_for(pool_id)
+        if lease is None:
+            return  # another broker process reconciles it
+        work = await asyncio.to_thread(rs.plan_pool_pass, self.ctx, pool_id, lease=lease)
+        if not work.provider_id or not await self._provider_available(work.provider_id):
+            return
         for job in self._creates_to_start(work):
             self._creating[job.provider_id] = self._creating.get(job.provider_id, 0) + 1
-            self._spawn(job.desktop_id, self._create(job))
+            self._spawn(job.desktop_id, job.pool_id, self._create(job))
         for boot in work.boots:
-            self._spawn(boot.desktop_id, self._watch_boot(boot))
+            self._spawn(boot.desktop_id, boot.pool_id, self._watch_boot(boot))
         for gone in work.deletes:
-            self._spawn(gone.desktop_id, self._delete(gone))
+            self._spawn(gone.desktop_id, gone.pool_id, self._delete(gone))
 
     def _creates_to_start(self, work: rs.PoolWork) -> list[rs.CreateJob]:
         """Creates allowed now by the pool's and the provider's concurrency limits.
@@ -133,17 +167,26 @@ class Reconciler:
         pending.sort(key=lambda j: (not j.for_user, j.request.name))
         return pending[: max(0, min(pool_slots, provider_slots))]
 
-    def _spawn(self, desktop_id: str, coro: Coroutine[Any, Any, None]) -> None:
+    async def _provider_available(self, provider_id: str) -> bool:
+        """Whether the provider's breaker lets calls through (a due trial is made here)."""
+        return await self.drivers.get(provider_id).available()
+
+    def _busy_pools(self) -> set[str]:
+        return set(self._inflight_pools.values())
+
+    def _spawn(self, desktop_id: str, pool_id: str, coro: Coroutine[Any, Any, None]) -> None:
         if desktop_id in self._inflight:
             coro.close()
             return
         task = asyncio.get_running_loop().create_task(_logged(coro, desktop_id))
         self._inflight[desktop_id] = task
+        self._inflight_pools[desktop_id] = pool_id
         task.add_done_callback(self._forget_task(desktop_id))
 
     def _forget_task(self, desktop_id: str) -> Callable[[asyncio.Task[None]], None]:
         def forget(_task: asyncio.Task[None]) -> None:
             self._inflight.pop(desktop_id, None)
+            self._inflight_pools.pop(desktop_id, None)
 
         return forget
 
@@ -157,6 +200,10 @@ class Reconciler:
                     request = dataclasses.replace(request, image_ref=base)
                 instance = await driver.create_desktop(request)
             except ProviderError as exc:
+                if not driver.breaker.allows_calls():
+                    # the platform is down (or this failure tripped the breaker): not the
+                    # desktop's fault, so no attempt is counted; retried when it is back
+                    return
                 await asyncio.to_thread(rs.record_create_failure, self.ctx, job, exc)
                 return
             await asyncio.to_thread(rs.record_created, self.ctx, job, instance)
@@ -164,7 +211,12 @@ class Reconciler:
             self._creating[job.provider_id] -= 1
         ref = instance.ref
         boot = rs.BootJob(
-            job.desktop_id, job.pool_id, job.provider_id, ref, job.request.template.has_agent
+            job.desktop_id,
+            job.pool_id,
+            job.provider_id,
+            ref,
+            job.request.template.has_agent,
+            job.lease,
         )
         await self._watch_boot(boot)
 
@@ -191,6 +243,8 @@ class Reconciler:
         driver = self.drivers.get(job.provider_id)
         try:
             progress = await driver.delete_desktop(job.ref)
+        except CircuitOpen:
+            return
         except ProviderError as exc:
             await asyncio.to_thread(rs.record_delete_failure, self.ctx, job, exc)
             return

@@ -23,14 +23,19 @@ class Wakeups:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._listeners: list[Callable[[], None]] = []
+        self._publishers: list[Callable[[str], None]] = []
 
-    def notify(self, pool_id: str) -> None:
-        """Ask for a pass over ``pool_id`` as soon as possible."""
+    def notify(self, pool_id: str, *, from_peer: bool = False) -> None:
+        """Ask for a pass over ``pool_id`` as soon as possible, here and (unless the hint came
+        from another broker process) in the other processes too."""
         with self._lock:
             self._pending.add(pool_id)
             listeners = list(self._listeners)
+            publishers = [] if from_peer else list(self._publishers)
         for listener in listeners:
             listener()
+        for publish in publishers:
+            publish(pool_id)
 
     def pending(self) -> bool:
         """Tell whether any pool is waiting for a pass."""
@@ -47,6 +52,17 @@ class Wakeups:
         """Call ``listener`` (from the notifying thread) on every hint."""
         with self._lock:
             self._listeners.append(listener)
+
+    def add_publisher(self, publish: Callable[[str], None]) -> None:
+        """Call ``publish(pool_id)`` on every local hint (relay to other processes)."""
+        with self._lock:
+            self._publishers.append(publish)
+
+    def remove_publisher(self, publish: Callable[[str], None]) -> None:
+        """Stop relaying hints through ``publish``."""
+        with self._lock:
+            if publish in self._publishers:
+                self._publishers.remove(publish)
 
 
 @dataclass(frozen=True)

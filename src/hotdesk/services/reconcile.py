@@ -32,6 +32,7 @@ from hotdesk.services.agent import agent_token, context_secret
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
 from hotdesk.services.intents import add_desktop_intent, choose_datastore
+from hotdesk.services.leases import forget_pool_lease, lease_still_held, pool_lease
 from hotdesk.services.lookup import desktop_view, live_desktops, lock_pool
 from hotdesk.services.queue import expire_stale_entries, serve_queue
 from hotdesk.services.sessions import release_desktop
@@ -52,6 +53,7 @@ class CreateJob:
     for_user: bool = False
     tenant_id: str = ""
     revision_id: str = ""
+    lease: str | None = None  # the pool lease token it was planned under
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class BootJob:
     provider_id: str
     ref: InstanceRef
     has_agent: bool
+    lease: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class DeleteJob:
     pool_id: str
     provider_id: str
     ref: InstanceRef
+    lease: str | None = None
 
 
 @dataclass
@@ -96,11 +100,16 @@ def list_pool_ids(ctx: BrokerContext) -> list[str]:
         return list(session.scalars(select(PoolRow.id).where(PoolRow.deleted_at.is_(None))))
 
 
-def plan_pool_pass(ctx: BrokerContext, pool_id: str) -> PoolWork:
-    """Decide and record what the pool needs now; return the platform calls to make."""
+def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None) -> PoolWork:
+    """Decide and record what the pool needs now; return the platform calls to make.
+
+    With ``lease`` (the pool lease token), nothing happens unless this process still holds it.
+    """
     context_secret(ctx)  # load it before the write transaction (never nest transactions)
     with ctx.db.write() as session:
         now = ctx.now()
+        if not lease_still_held(session, pool_lease(pool_id), lease):
+            return PoolWork(pool_id=pool_id)
         pool = lock_pool(session, pool_id)
         if pool.deleted_at is not None:
             return PoolWork(pool_id=pool_id)
@@ -109,7 +118,7 @@ def plan_pool_pass(ctx: BrokerContext, pool_id: str) -> PoolWork:
         plan = _plan(session, ctx, pool, now)
         _apply_plan(session, ctx, pool, plan, now)
         _finish_drain_if_empty(session, pool, now)
-        work = _collect_work(session, ctx, pool, now)
+        work = _collect_work(session, ctx, pool, now, lease)
         work.plan = plan
     return work
 
@@ -199,6 +208,7 @@ def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> No
     if not pool.draining or live_desktops(session, pool.id):
         return
     pool.deleted_at = now
+    forget_pool_lease(session, pool.id)
     record_event(
         session,
         tenant_id=pool.tenant_id,
@@ -210,7 +220,9 @@ def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> No
     )
 
 
-def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolWork:
+def _collect_work(
+    session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime, lease: str | None
+) -> PoolWork:
     provider = session.get(ProviderRow, pool.provider_id)
     work = PoolWork(
         pool_id=pool.id,
@@ -236,6 +248,7 @@ def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: date
                 d.user_id is not None,
                 pool.tenant_id,
                 d.template_revision_id,
+                lease,
             )
             work.creates.append(job)
         elif d.state == S.BOOTING.value:
@@ -243,9 +256,9 @@ def _collect_work(session: Session, ctx: BrokerContext, pool: PoolRow, now: date
                 TemplateRevisionRow, d.template_revision_id
             )
             has_agent = bool(rev and rev.spec.get("has_agent"))
-            work.boots.append(BootJob(d.id, pool.id, pool.provider_id, ref, has_agent))
+            work.boots.append(BootJob(d.id, pool.id, pool.provider_id, ref, has_agent, lease))
         elif d.state == S.DELETING.value:
-            work.deletes.append(DeleteJob(d.id, pool.id, pool.provider_id, ref))
+            work.deletes.append(DeleteJob(d.id, pool.id, pool.provider_id, ref, lease))
     return work
 
 
@@ -294,6 +307,8 @@ def record_created(ctx: BrokerContext, job: CreateJob, instance: Instance) -> No
     """The platform accepted the VM: remember its id, start watching the boot."""
     with ctx.db.write() as session:
         now = ctx.now()
+        if not _still_mine(session, job):
+            return  # the new holder re-creates by the same name and gets this very VM
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None:
             return
@@ -318,6 +333,8 @@ def record_create_failure(ctx: BrokerContext, job: CreateJob, error: ProviderErr
     """Retry later with backoff, or mark the desktop failed (R3)."""
     with ctx.db.write() as session:
         now = ctx.now()
+        if not _still_mine(session, job):
+            return
         pool = lock_pool(session, job.pool_id)
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.CREATING.value:
@@ -381,7 +398,9 @@ def record_boot_status(
     """Move a booting desktop to ready (or to its user), or fail it when it vanished or hung."""
     with ctx.db.write() as session:
         now = ctx.now()
-        pool = lock_pool(session, job.pool_id)  # lock order everywhere: pool, then desktop
+        if not _still_mine(session, job):
+            return
+        pool = lock_pool(session, job.pool_id)  # lock order everywhere: lease, pool, desktop
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.BOOTING.value:
             return
@@ -432,6 +451,8 @@ def record_deleted(ctx: BrokerContext, job: DeleteJob) -> None:
     """The VM is gone: the slot frees up; waiting users and replenishment may use it."""
     with ctx.db.write() as session:
         now = ctx.now()
+        if not _still_mine(session, job):
+            return  # deleting a missing VM is success: the new holder's delete will say so
         pool = lock_pool(session, job.pool_id)
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.DELETING.value:
@@ -445,6 +466,8 @@ def record_deleted(ctx: BrokerContext, job: DeleteJob) -> None:
 def record_delete_failure(ctx: BrokerContext, job: DeleteJob, error: ProviderError) -> None:
     """Keep the desktop in ``deleting``; the next pass tries again."""
     with ctx.db.write() as session:
+        if not _still_mine(session, job):
+            return
         desktop = lock_desktop(session, job.desktop_id)
         if desktop is None or desktop.state != S.DELETING.value:
             return
@@ -459,3 +482,8 @@ def record_delete_failure(ctx: BrokerContext, job: DeleteJob, error: ProviderErr
             pool_id=desktop.pool_id,
             desktop_id=desktop.id,
         )
+
+
+def _still_mine(session: Session, job: CreateJob | BootJob | DeleteJob) -> bool:
+    """Whether the pool lease the job was planned under is still this process's."""
+    return lease_still_held(session, pool_lease(job.pool_id), job.lease)

@@ -31,6 +31,11 @@ class SimConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform: str = Field(default="default", description="name of the simulated platform")
+    state_file: str | None = Field(
+        default=None,
+        description="keep the simulated VMs in this SQLite file, shared by several broker "
+        "processes on one host (multi-process tests); default: in memory",
+    )
     create_latency: float = Field(default=0.0, ge=0)
     boot_latency: float = Field(default=0.0, ge=0)
     delete_latency: float = Field(default=0.0, ge=0)
@@ -54,7 +59,7 @@ class SimProvider:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.platform = SimPlatform.named(config.platform)
+        self.platform = SimPlatform.named(config.platform, state_file=config.state_file)
         self.supports_publish = config.publishes_images
         self.platform.failure_rate = config.failure_rate
         self.platform.random.seed(config.seed)
@@ -72,14 +77,14 @@ class SimProvider:
         return ProviderHealth(
             ok=True,
             detail="simulator (no real VMs)",
-            facts={"simulator": True, "vms": len(self.platform.vms)},
+            facts={"simulator": True, "vms": len(self.platform.all_vms())},
         )
 
     async def create_desktop(self, req: CreateRequest) -> Instance:
         """Create a simulated VM, or return the existing one with the same name and tags."""
         self._check_outage()
         self.platform.create_calls.append((req.name, time.perf_counter()))
-        existing = self.platform.vms.get(req.name)
+        existing = self.platform.get_vm(req.name)
         if existing is not None:
             if existing.tags.get(TAG_DESKTOP) != req.tags.get(TAG_DESKTOP):
                 raise PermanentError(f"a VM named {req.name!r} belongs to another desktop")
@@ -100,21 +105,19 @@ class SimProvider:
             base=req.image_ref,
             log=[f"[sim] SIMULATED desktop {req.display_name} ({req.name}) created"],
         )
-        with self.platform.lock:
-            self.platform.vms.setdefault(req.name, vm)
-        return _instance(self.platform.vms[req.name], now)
+        return _instance(self.platform.add_vm_if_absent(vm), now)
 
     async def get_desktop(self, ref: InstanceRef) -> Instance | None:
         """Return the simulated VM by name, or ``None``."""
         self._check_outage()
-        vm = self.platform.vms.get(ref.name)
+        vm = self.platform.get_vm(ref.name)
         return None if vm is None else _instance(vm, self.platform.clock())
 
     async def list_desktops(self, *, owner: str) -> list[Instance]:
         """Every simulated VM tagged with broker id ``owner``."""
         self._check_outage()
         now = self.platform.clock()
-        vms = list(self.platform.vms.values())
+        vms = self.platform.all_vms()
         return [_instance(vm, now) for vm in vms if vm.tags.get(TAG_BROKER) == owner]
 
     async def delete_desktop(self, ref: InstanceRef) -> DeleteProgress:
@@ -123,14 +126,13 @@ class SimProvider:
         self.platform.delete_calls.append((ref.name, time.perf_counter()))
         if self.config.delete_latency:
             await asyncio.sleep(self.config.delete_latency)
-        with self.platform.lock:
-            self.platform.vms.pop(ref.name, None)
+        self.platform.remove_vm(ref.name)
         return DeleteProgress(done=True)
 
     async def power(self, ref: InstanceRef, action: PowerAction) -> None:
         """Change the simulated VM's power state."""
         self._check_outage()
-        vm = self.platform.vms.get(ref.name)
+        vm = self.platform.get_vm(ref.name)
         if vm is None:
             raise PermanentError(f"no VM named {ref.name!r}")
         now = self.platform.clock()
@@ -141,18 +143,19 @@ class SimProvider:
                 vm.ready_at = now + self.config.boot_latency
             vm.status = InstanceStatus.BUILDING if vm.ready_at > now else InstanceStatus.RUNNING
         vm.log.append(f"[sim] power {action.value}")
+        self.platform.save_vm(vm)
 
     async def console(self, ref: InstanceRef) -> ConsoleEndpoint:
         """A placeholder endpoint: the simulator serves no real console."""
         self._check_outage()
-        if ref.name not in self.platform.vms:
+        if self.platform.get_vm(ref.name) is None:
             raise PermanentError(f"no VM named {ref.name!r}")
         return ConsoleEndpoint(protocol="sim", host=None, port=None, url=None)
 
     async def console_log(self, ref: InstanceRef) -> str:
         """The simulated boot log of the VM."""
         self._check_outage()
-        vm = self.platform.vms.get(ref.name)
+        vm = self.platform.get_vm(ref.name)
         if vm is None:
             raise PermanentError(f"no VM named {ref.name!r}")
         _instance(vm, self.platform.clock())
@@ -172,7 +175,7 @@ class SimProvider:
     async def unpublish_image(self, image: PublishedImage) -> None:
         """Remove a simulated base; refused while a simulated VM is cloned from it."""
         self._check_outage()
-        users = [vm.name for vm in self.platform.vms.values() if vm.base == image.ref]
+        users = [vm.name for vm in self.platform.all_vms() if vm.base == image.ref]
         if users:
             raise PermanentError(f"base {image.ref} is still used by {', '.join(sorted(users))}")
         self.platform.bases.pop(image.ref, None)
