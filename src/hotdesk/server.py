@@ -78,7 +78,7 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> Non
     broker = prepare_broker(settings)
     url = f"http://{settings.api.host}:{settings.api.port}"
     announce(f"hotdesk broker {broker.ctx.broker_id} listening on {url}")
-    announce(f"  database: {settings.database_url()}")
+    announce(f"  database: {settings.safe_database_url()}")
     if broker.boot.admin_password:
         announce(
             f"  first start: tenant 'default', user '{broker.boot.admin_username}', "
@@ -96,5 +96,6 @@ def serve(settings: Settings, *, announce: Callable[[str], None] = print) -> Non
         log_level="info",
         log_config=None,  # keep our JSON logging
         access_log=False,
+        timeout_graceful_shutdown=10,  # open live streams must not hold a stop (leases)
     )
     uvicorn.Server(config).run()

@@ -89,3 +89,9 @@ class Settings(BaseSettings):
         if self.db.url:
             return self.db.url
         return f"sqlite:///{(self.data_dir / 'hotdesk.db').resolve()}"
+
+    def safe_database_url(self) -> str:
+        """The database URL with its password hidden (for logs and messages)."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.database_url()).render_as_string(hide_password=True)

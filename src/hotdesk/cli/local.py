@@ -76,7 +76,7 @@ def serve(
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C once it has shut down gracefully
         typer.echo("hotdesk stopped")
     except SQLAlchemyError as exc:
-        raise CliError(f"database {_safe_url(settings)}: {_first_line(exc)}") from exc
+        raise CliError(f"database {settings.safe_database_url()}: {_first_line(exc)}") from exc
 
 
 @db_app.command("upgrade")
@@ -90,8 +90,8 @@ def db_upgrade(data_dir: DataDir = None, db_url: DbUrl = None) -> None:
     try:
         upgrade(settings.database_url())
     except SQLAlchemyError as exc:
-        raise CliError(f"database {_safe_url(settings)}: {_first_line(exc)}") from exc
-    typer.echo(f"database {_safe_url(settings)} is at the newest schema")
+        raise CliError(f"database {settings.safe_database_url()}: {_first_line(exc)}") from exc
+    typer.echo(f"database {settings.safe_database_url()} is at the newest schema")
 
 
 @tenant_app.command("create")
@@ -115,7 +115,7 @@ def tenant_create(
     except HotdeskError as exc:
         raise CliError(str(exc)) from exc
     except SQLAlchemyError as exc:
-        raise CliError(f"database {_safe_url(settings)}: {_first_line(exc)}") from exc
+        raise CliError(f"database {settings.safe_database_url()}: {_first_line(exc)}") from exc
     typer.echo(f"tenant {name!r} created with admin {admin!r}")
     typer.echo(
         f"password: {password}  (shown once; log in with: hotdesk login -t {name} -u {admin})"
@@ -146,12 +146,6 @@ def _create_tenant(url: str, name: str, admin: str) -> str:
 def version() -> None:
     """Print the version of this hotdesk."""
     typer.echo(f"hotdesk {__version__}")
-
-
-def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url()).render_as_string(hide_password=True)
 
 
 def _first_line(exc: Exception) -> str:

@@ -34,7 +34,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Instance:
-    """This broker process as other processes see it."""
+    """This broker process as other processes see it.
+
+    ``hostname`` is the process's pid space (``pid_space()``): host name, boot id and PID
+    namespace, so a dead predecessor is recognised only where its pid can be checked.
+    """
 
     id: str
     hostname: str
@@ -53,7 +57,31 @@ class Instance:
     def new(cls) -> Instance:
         """A fresh identity (tests run several broker instances in one process)."""
         host = socket.gethostname()
-        return cls(id=f"{host}/{os.getpid()}/{new_id()[:8]}", hostname=host, pid=os.getpid())
+        return cls(id=f"{host}/{os.getpid()}/{new_id()[:8]}", hostname=pid_space(), pid=os.getpid())
+
+
+def pid_space() -> str:
+    """Where this process's pid means something: host name, kernel boot and PID namespace.
+
+    Two brokers with equal values can test each other's pids; containers or machines that
+    merely share a host name cannot (their boot id or PID namespace differs).
+    """
+    return f"{socket.gethostname()}#{_read('/proc/sys/kernel/random/boot_id')[:8]}#{_pidns()}"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown"
+
+
+def _pidns() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        return "unknown"
 
 
 _PROCESS_INSTANCE: dict[int, Instance] = {}

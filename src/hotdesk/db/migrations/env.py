@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine, text
 
 from hotdesk.db.models import Base
 
@@ -32,13 +32,19 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+MIGRATION_LOCK = 7_271_001  # PostgreSQL advisory lock id: one migrating broker at a time
+
+
+def _run(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # brokers starting together: the others wait here, then find nothing to do
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK})
         context.run_migrations()
 
 
