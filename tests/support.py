@@ -209,7 +209,7 @@ def make_world(
     admin = bootstrap.admin_actor(ctx, tenant_id)
     platform_name = f"test-{os.getpid()}-{next(_counter)}"
     SimPlatform.forget(platform_name)
-    platform = SimPlatform.named(platform_name)
+    platform = SimPlatform.named(platform_name, state_file=(sim or {}).get("state_file"))
     catalog.save_provider(
         ctx,
         admin,

@@ -3,89 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.e2e.brokers import Broker, clean_env, free_port, hotdesk_command, start_broker
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab.yaml"
-START_TIMEOUT = 30.0
-
-
-def hotdesk_command() -> list[str]:
-    """The installed ``hotdesk`` console script (or the same entry point through Python)."""
-    script = Path(sys.executable).parent / "hotdesk"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("hotdesk")
-    return [found] if found else [sys.executable, "-c", "from hotdesk.cli import main; main()"]
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without any HOTDESK_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTDESK_")}
-    return env | extra
-
-
-@dataclass
-class Broker:
-    """A running ``hotdesk serve`` and what it announced."""
-
-    process: subprocess.Popen[str]
-    url: str = ""
-    password: str = ""
-    lines: list[str] = field(default_factory=list)
-
-    def output(self) -> str:
-        """Everything the server printed so far."""
-        return "\n".join(self.lines)
-
-    def read(self) -> None:
-        """Collect the server's output (run in a thread so the pipe never fills)."""
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_ready(self) -> None:
-        """Wait for the announced URL and password, then for the health probe."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"hotdesk serve exited early:\n{self.output()}")
-            text = self.output()
-            url, password = (
-                re.search(r"listening on (\S+)", text),
-                re.search(r"password '(.+?)'", text),
-            )
-            if url and password:
-                self.url, self.password = url.group(1), password.group(1)
-                try:
-                    if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.1)
-        pytest.fail(f"hotdesk serve did not become ready in {START_TIMEOUT} s:\n{self.output()}")
 
 
 @pytest.fixture(scope="module")
@@ -99,22 +29,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         HOTDESK_DEMO_PLATFORM="sim",
         PYTHONUNBUFFERED="1",
     )
-    process = subprocess.Popen(
-        [*hotdesk_command(), "serve"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    server = Broker(process)
-    threading.Thread(target=server.read, daemon=True).start()
+    server = start_broker(env, password=True)
     try:
-        server.wait_ready()
         yield server
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        server.kill()
 
 
 def hotdesk(
