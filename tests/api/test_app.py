@@ -23,6 +23,7 @@ from hotdesk.domain.pools import PoolSpec
 from hotdesk.services.auth import AuthenticationFailed
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.health import record_health
+from hotdesk.services.leases import Instance, refresh_leases
 from tests.api.helpers import Api, TestClient, expect
 
 EXPECTED_ROUTES = {
@@ -120,12 +121,17 @@ def test_health_probes(api: Api) -> None:
     user = world.user("alice")
     assert expect(client.get("/readyz", headers=api.headers(user)), 200)["providers"] is None
 
-    record_health(world.ctx, _provider_id(api), ok=False, detail="simulated outage", facts={})
+    refresh_leases(world.ctx, Instance.new())  # one more broker process heartbeats
+    assert expect(client.get("/readyz"), 200)["brokers"] == anonymous["brokers"] + 1
+
+    facts = {"breaker": "open"}
+    record_health(world.ctx, _provider_id(api), ok=False, detail="simulated outage", facts=facts)
     detailed = expect(client.get("/readyz", headers=api.headers(admin)), 200)
     assert detailed["status"] == "degraded"  # still 200: prepared desktops keep working (S1)
     assert detailed["summary"]["failing"] == 1
     [sim] = detailed["providers"]
     assert (sim["name"], sim["ok"], sim["detail"]) == ("sim", False, "simulated outage")
+    assert sim["breaker"] == "open"
     assert sim["checked_at"] is not None
     provider = expect(api.get("/providers/sim", admin), 200)
     assert (provider["health_ok"], provider["health_detail"]) == (False, "simulated outage")

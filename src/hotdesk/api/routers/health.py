@@ -15,7 +15,7 @@ from hotdesk.api.schemas.health import (
     ProvidersSummaryRead,
     ReadinessRead,
 )
-from hotdesk.services import catalog
+from hotdesk.services import catalog, leases
 from hotdesk.services.context import Actor
 
 router = APIRouter(tags=["health"])
@@ -34,7 +34,9 @@ def readyz(
     """Readiness: 503 if the database does not answer; provider health is reported.
 
     Providers are not required: with them down, users still get prepared desktops (S1).
-    A tenant administrator's token adds each of the tenant's providers and its last check.
+    ``brokers`` counts the broker processes sharing the database (recent heartbeat).
+    A tenant administrator's token adds each of the tenant's providers, its last check and
+    its circuit breaker.
     """
     database = probe_database(ctx)
     if not database.ok:
@@ -52,12 +54,14 @@ def readyz(
                 ok=p.health_ok,
                 detail=p.health_detail,
                 checked_at=p.checked_at,
+                breaker=(p.health_facts or {}).get("breaker"),
             )
             for p in catalog.list_providers(ctx, actor)
         ]
     return ReadinessRead(
         status="degraded" if summary.failing else "ok",
         database=DatabaseHealthRead.model_validate(database),
+        brokers=len(leases.live_instances(ctx)),
         summary=ProvidersSummaryRead.model_validate(summary),
         providers=details,
     )

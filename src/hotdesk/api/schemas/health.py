@@ -28,6 +28,7 @@ class ProviderHealthRead(ReadSchema):
     ok: bool | None
     detail: str | None
     checked_at: datetime | None
+    breaker: str | None = None  # circuit breaker of the checking broker: closed | open
 
 
 class ProvidersSummaryRead(ReadSchema):
@@ -46,5 +47,6 @@ class ReadinessRead(ReadSchema):
 
     status: str
     database: DatabaseHealthRead
+    brokers: int | None = None  # broker processes with a recent heartbeat
     summary: ProvidersSummaryRead | None = None
     providers: list[ProviderHealthRead] | None = None
