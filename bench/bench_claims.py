@@ -669,15 +669,15 @@ def run_create_delay(
         stop.set()
         await task
 
-    def on_notify(orig: Callable[..., Any], *a: Any) -> Any:
+    def on_notify(orig: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         if threading.get_ident() in claimer_thread:
             notified.append(time.perf_counter())
-        return orig(*a)
+        return orig(*a, **kw)
 
-    def on_plan(orig: Callable[..., Any], *a: Any) -> Any:
+    def on_plan(orig: Callable[..., Any], *a: Any, **kw: Any) -> Any:
         started = time.perf_counter()
         try:
-            return orig(*a)
+            return orig(*a, **kw)
         finally:
             plans.append((started, time.perf_counter()))
 
@@ -727,9 +727,9 @@ def run_create_delay(
 
 @contextlib.contextmanager
 def _wrapped(owner: Any, name: str, hook: Callable[..., Any]) -> Iterator[None]:
-    """Replace ``owner.name`` by ``hook(original, *args)`` for the block (timing only)."""
+    """Replace ``owner.name`` by ``hook(original, *args, **kwargs)`` for the block (timing)."""
     original = getattr(owner, name)
-    setattr(owner, name, lambda *a: hook(original, *a))
+    setattr(owner, name, lambda *a, **kw: hook(original, *a, **kw))
     try:
         yield
     finally:

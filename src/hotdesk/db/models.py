@@ -222,6 +222,7 @@ class DesktopRow(Base):
             postgresql_where=text("state <> 'deleted'"),
         ),
         Index("ix_desktops_pool_state", "pool_id", "state"),
+        Index("ix_desktops_provider_state", "provider_id", "state"),  # provider budgets
     )
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)

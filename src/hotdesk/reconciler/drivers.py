@@ -36,6 +36,7 @@ class DriverCache:
             if row is None:
                 raise NotFound("provider", provider_id)
             kind, config, updated = row.kind, dict(row.config), row.updated_at
+            limit = row.max_concurrent_provisioning
         entry = self._entries.get(provider_id)
         if entry is None or entry.updated_at != updated:
             settings = self.ctx.settings
@@ -46,7 +47,10 @@ class DriverCache:
                 clock=lambda: self.ctx.now().timestamp(),  # the broker's clock (fake in tests)
             )
             guarded = GuardedProvider(
-                build_provider(kind, config), timeout=self.timeout, breaker=breaker
+                build_provider(kind, config),
+                timeout=self.timeout,
+                max_calls=max(16, 2 * limit),  # creates plus boot polls of as many desktops
+                breaker=breaker,
             )
             self._entries[provider_id] = _Entry(updated, guarded)
             return guarded

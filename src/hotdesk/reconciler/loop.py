@@ -72,7 +72,9 @@ class Reconciler:
 
         self.ctx.wakeups.subscribe(on_wakeup)
         await self.leases.refresh()
-        relay = make_relay(self.ctx, self.leases.instance.id)
+        relay = make_relay(
+            self.ctx, self.leases.instance.id, peers=lambda: self.leases.held.live_instances > 1
+        )
         await asyncio.to_thread(relay.start)
         heartbeat = asyncio.create_task(self.leases.keep_alive(stop, self._busy_pools))
         next_full = 0.0
@@ -221,10 +223,12 @@ class Reconciler:
         await self._watch_boot(boot)
 
     async def _watch_boot(self, job: rs.BootJob) -> None:
-        """Poll a booting VM (short, growing intervals) until it is ready, vanished or timed out."""
+        """Poll a booting VM until it is ready or vanished (every 0.1 s at first, then less
+        often); the database is written only then, or when the watch gives up after 30 s
+        (the boot timeout is checked there; the next pass watches again)."""
         driver = self.drivers.get(job.provider_id)
-        delay = 0.05
-        deadline = time.monotonic() + 30.0  # then the next pass takes over
+        delay = 0.1
+        started = time.monotonic()
         while True:
             try:
                 instance = await driver.get_desktop(job.ref)
@@ -233,11 +237,13 @@ class Reconciler:
                     console = await _console_or_none(driver, instance.ref)
             except TemporaryError:
                 return
-            await asyncio.to_thread(rs.record_boot_status, self.ctx, job, instance, console)
-            if instance is None or instance.ready or time.monotonic() > deadline:
+            done = instance is None or instance.ready or time.monotonic() - started > 30.0
+            if done:
+                await asyncio.to_thread(rs.record_boot_status, self.ctx, job, instance, console)
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            if time.monotonic() - started > 5.0:
+                delay = min(delay * 1.5, 2.0)
 
     async def _delete(self, job: rs.DeleteJob) -> None:
         driver = self.drivers.get(job.provider_id)

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import psycopg
@@ -36,11 +37,16 @@ class WakeupRelay(Protocol):
         """Stop relaying and close connections."""
 
 
-def make_relay(ctx: BrokerContext, instance_id: str) -> WakeupRelay:
-    """The relay suited to the database: LISTEN/NOTIFY on PostgreSQL, polling elsewhere."""
+def make_relay(
+    ctx: BrokerContext, instance_id: str, *, peers: Callable[[], bool] = lambda: True
+) -> WakeupRelay:
+    """The relay suited to the database: LISTEN/NOTIFY on PostgreSQL, polling elsewhere.
+
+    ``peers`` tells whether other broker processes are alive (polling is pointless alone).
+    """
     if ctx.db.is_postgres:
         return PostgresWakeupRelay(ctx, instance_id)
-    return EventPollingRelay(ctx, interval=ctx.settings.wakeup_poll_seconds)
+    return EventPollingRelay(ctx, interval=ctx.settings.wakeup_poll_seconds, peers=peers)
 
 
 class PostgresWakeupRelay:
@@ -124,9 +130,12 @@ class PostgresWakeupRelay:
 class EventPollingRelay:
     """SQLite: every ``interval`` seconds, wake the pools of events other use cases wrote."""
 
-    def __init__(self, ctx: BrokerContext, *, interval: float) -> None:
+    def __init__(
+        self, ctx: BrokerContext, *, interval: float, peers: Callable[[], bool] = lambda: True
+    ) -> None:
         self.ctx = ctx
         self.interval = interval
+        self.peers = peers
         self.received = 0
         self._last_id = 0
         self._stop = threading.Event()
@@ -134,8 +143,7 @@ class EventPollingRelay:
 
     def start(self) -> None:
         """Remember where the event log ends; poll from there in a thread."""
-        with self.ctx.db.read() as session:
-            self._last_id = int(session.scalar(select(func.max(EventRow.id))) or 0)
+        self.skip_to_end()
         self._thread = threading.Thread(target=self._loop, name="wakeups-poll", daemon=True)
         self._thread.start()
 
@@ -162,10 +170,18 @@ class EventPollingRelay:
             self.ctx.wakeups.notify(pool_id, from_peer=True)
         return pools
 
+    def skip_to_end(self) -> None:
+        """Forget events written so far (alone, this process's own wrote them)."""
+        with self.ctx.db.read() as session:
+            self._last_id = int(session.scalar(select(func.max(EventRow.id))) or 0)
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.poll_once()
+                if self.peers():
+                    self.poll_once()
+                else:
+                    self.skip_to_end()
             except Exception:
                 log.exception("polling for wake-ups failed; retrying")
 

@@ -1,4 +1,5 @@
-"""leases and broker instances: several broker processes share reconciler work
+"""leases and broker instances: several broker processes share reconciler work; an index
+for the per-provider provisioning counts
 
 Revision ID: 0003
 Revises: 0002
@@ -45,9 +46,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("leases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_leases_holder"), ["holder"], unique=False)
+    with op.batch_alter_table("desktops", schema=None) as batch_op:
+        batch_op.create_index("ix_desktops_provider_state", ["provider_id", "state"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("desktops", schema=None) as batch_op:
+        batch_op.drop_index("ix_desktops_provider_state")
     with op.batch_alter_table("leases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_leases_holder"))
     op.drop_table("leases")
