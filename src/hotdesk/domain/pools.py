@@ -262,25 +262,32 @@ def retention_deadline(
 
 def count_desktops(desktops: Iterable[DesktopView], *, waiting: int = 0) -> PoolCounts:
     """Count desktops by what the pool status shows."""
+    return count_state_groups(((d.state, d.user_id is None, 1) for d in desktops), waiting=waiting)
+
+
+def count_state_groups(
+    groups: Iterable[tuple[DesktopState, bool, int]], *, waiting: int = 0
+) -> PoolCounts:
+    """Count desktops given as (state, unassigned, how many) groups."""
     ready = provisioning = connected = disconnected = failed = deleting = total = idle = 0
-    for d in desktops:
-        if d.state not in LIVE_STATES:
+    for state, unassigned, n in groups:
+        if state not in LIVE_STATES:
             continue
-        total += 1
-        if d.state is DesktopState.READY:
-            ready += 1
-            idle += 1
-        elif d.state in PROVISIONING_STATES:
-            provisioning += 1
-            idle += d.user_id is None
-        elif d.state is DesktopState.CONNECTED:
-            connected += 1
-        elif d.state in RETAINED_STATES:
-            disconnected += 1
-        elif d.state is DesktopState.FAILED:
-            failed += 1
-        elif d.state is DesktopState.DELETING:
-            deleting += 1
+        total += n
+        if state is DesktopState.READY:
+            ready += n
+            idle += n
+        elif state in PROVISIONING_STATES:
+            provisioning += n
+            idle += n if unassigned else 0
+        elif state is DesktopState.CONNECTED:
+            connected += n
+        elif state in RETAINED_STATES:
+            disconnected += n
+        elif state is DesktopState.FAILED:
+            failed += n
+        elif state is DesktopState.DELETING:
+            deleting += n
     return PoolCounts(
         ready=ready,
         provisioning=provisioning,

@@ -29,6 +29,7 @@ from hotdesk.reconciler.publisher import Publisher
 from hotdesk.reconciler.relay import make_relay
 from hotdesk.reconciler.upkeep import Upkeep
 from hotdesk.services import reconcile as rs
+from hotdesk.services import triage
 from hotdesk.services.context import BrokerContext
 from hotdesk.services.leases import UPKEEP, Instance
 
@@ -58,6 +59,7 @@ class Reconciler:
         self._wake: asyncio.Event | None = None
         self.passes = 0
         self.last_pass_seconds = 0.0
+        self.last_pass_planned = 0  # pools planned in full by the last pass
 
     # --- running ------------------------------------------------------------------------
 
@@ -102,10 +104,17 @@ class Reconciler:
         await self.leases.release()
 
     async def run_pass(self) -> None:
-        """One pass over every pool this process holds a lease on, then queued operations."""
+        """One pass over the pools this process holds a lease on, then queued operations.
+
+        Steady pools are skipped after one grouped read (``triage``); the others are
+        planned in full, each in its own transaction.
+        """
         started = time.perf_counter()
         await self.leases.refresh(self._busy_pools())
-        for pool_id in self.leases.pool_ids():
+        held = self.leases.pool_ids()
+        due = await asyncio.to_thread(triage.pools_needing_a_pass, self.ctx, held)
+        self.last_pass_planned = len(due)
+        for pool_id in due:
             try:
                 await self.reconcile_pool(pool_id)
             except Exception:

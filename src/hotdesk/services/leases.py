@@ -249,17 +249,17 @@ def forget_pool_lease(session: Session, pool_id: str) -> None:
 def _renew_mine(
     session: Session, me: Instance, names: list[str], now: datetime, lease_for: timedelta
 ) -> list[LeaseRow]:
-    live = set(names)
-    rows = list(
-        session.scalars(
-            select(LeaseRow)
-            .where(LeaseRow.holder == me.id, LeaseRow.name.startswith(POOL_PREFIX))
-            .order_by(LeaseRow.name)
-            .with_for_update()
-        )
+    """Extend every pool lease this process holds (one statement); return those of live
+    pools."""
+    mine = (LeaseRow.holder == me.id) & LeaseRow.name.startswith(POOL_PREFIX)
+    session.execute(
+        update(LeaseRow)
+        .where(mine)
+        .values(expires_at=now + lease_for)
+        .execution_options(synchronize_session=False)
     )
-    for row in rows:
-        row.expires_at = now + lease_for
+    live = set(names)
+    rows = session.scalars(select(LeaseRow).where(mine).order_by(LeaseRow.name)).all()
     return [row for row in rows if row.name in live]
 
 

@@ -17,7 +17,7 @@ from hotdesk.db.models import DesktopRow, PoolRow, ProviderRow, TemplateRevision
 from hotdesk.domain.durations import format_duration
 from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
 from hotdesk.domain.names import desktop_tags
-from hotdesk.domain.pools import PlanInput, PoolPlan, plan_pool, retention_deadline
+from hotdesk.domain.pools import PoolPlan, plan_pool, retention_deadline
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
 from hotdesk.observability.metrics import PROVISIONING_FAILURES
 from hotdesk.providers.base import (
@@ -36,6 +36,7 @@ from hotdesk.services.leases import forget_pool_lease, lease_still_held, pool_le
 from hotdesk.services.lookup import desktop_view, live_desktops, lock_pool
 from hotdesk.services.queue import expire_stale_entries, serve_queue
 from hotdesk.services.sessions import release_desktop
+from hotdesk.services.triage import plan_input
 
 S = DesktopState
 ACTOR = "system:reconciler"
@@ -125,22 +126,8 @@ def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None
 
 def _plan(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolPlan:
     desktops = [desktop_view(d) for d in live_desktops(session, pool.id)]
-    waiting = 0
-    sizing = PlanInput(
-        warm=pool.warm_desktops,
-        max=pool.max_desktops,
-        retention=timedelta(seconds=pool.retention_seconds),
-        concurrency=int(pool.spec.get("provision_concurrency", 2)),
-        draining=pool.draining,
-        provisioning_paused=bool(
-            pool.provision_backoff_until and pool.provision_backoff_until > now
-        ),
-        failed_keep=timedelta(seconds=ctx.settings.failed_keep_seconds),
-        claim_grace=timedelta(seconds=ctx.settings.claim_grace_seconds),
-        provider_budget=_provider_budget(session, pool.provider_id),
-        datastores=tuple(pool.spec.get("datastores") or ()),
-    )
-    return plan_pool(sizing, desktops, now=now, waiting=waiting)
+    budget = _provider_budget(session, pool.provider_id)
+    return plan_pool(plan_input(ctx, pool, now, provider_budget=budget), desktops, now=now)
 
 
 def _count_provider_state(session: Session, provider_id: str, state: DesktopState) -> int:
