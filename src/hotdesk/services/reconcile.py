@@ -116,16 +116,19 @@ def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None
             return PoolWork(pool_id=pool_id)
         expire_stale_entries(session, ctx, pool.id, now)
         serve_queue(session, ctx, pool, now)
-        plan = _plan(session, ctx, pool, now)
-        _apply_plan(session, ctx, pool, plan, now)
+        desktops = live_desktops(session, pool.id)  # loaded once; applying updates these rows
+        plan = _plan(session, ctx, pool, desktops, now)
+        desktops += _apply_plan(session, ctx, pool, plan, now)
         _finish_drain_if_empty(session, pool, now)
-        work = _collect_work(session, ctx, pool, now, lease)
+        work = _collect_work(session, ctx, pool, now, lease, desktops)
         work.plan = plan
     return work
 
 
-def _plan(session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime) -> PoolPlan:
-    desktops = [desktop_view(d) for d in live_desktops(session, pool.id)]
+def _plan(
+    session: Session, ctx: BrokerContext, pool: PoolRow, rows: list[DesktopRow], now: datetime
+) -> PoolPlan:
+    desktops = [desktop_view(d) for d in rows]
     budget = _provider_budget(session, pool.provider_id)
     return plan_pool(plan_input(ctx, pool, now, provider_budget=budget), desktops, now=now)
 
@@ -154,7 +157,8 @@ def _provider_budget(session: Session, provider_id: str) -> int:
 
 def _apply_plan(
     session: Session, ctx: BrokerContext, pool: PoolRow, plan: PoolPlan, now: datetime
-) -> None:
+) -> list[DesktopRow]:
+    """Release what the plan destroys; add the intents it creates (returned)."""
     keep = timedelta(seconds=pool.retention_seconds)
     grace = timedelta(seconds=ctx.settings.claim_grace_seconds)
     idle = {S.READY.value, *PROVISIONING}
@@ -179,7 +183,7 @@ def _apply_plan(
             desktop = lock_desktop(session, desktop_id)
             if desktop is not None and desktop.state != S.DELETING.value and still_due(desktop):
                 release_desktop(session, desktop, actor=ACTOR, now=now, reason=reason)
-    for _ in range(plan.create):
+    return [
         add_desktop_intent(
             session,
             pool,
@@ -189,6 +193,8 @@ def _apply_plan(
             reason=f"replenish: keep {pool.warm_desktops} idle",
             datastore=choose_datastore(session, pool),
         )
+        for _ in range(plan.create)
+    ]
 
 
 def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> None:
@@ -208,7 +214,12 @@ def _finish_drain_if_empty(session: Session, pool: PoolRow, now: datetime) -> No
 
 
 def _collect_work(
-    session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime, lease: str | None
+    session: Session,
+    ctx: BrokerContext,
+    pool: PoolRow,
+    now: datetime,
+    lease: str | None,
+    desktops: list[DesktopRow],
 ) -> PoolWork:
     provider = session.get(ProviderRow, pool.provider_id)
     work = PoolWork(
@@ -219,7 +230,7 @@ def _collect_work(
         provider_booting=_count_provider_state(session, pool.provider_id, S.BOOTING),
     )
     revisions: dict[str, TemplateRevisionRow | None] = {}
-    for d in live_desktops(session, pool.id):
+    for d in desktops:
         ref = InstanceRef(name=d.name, platform_id=d.platform_id, host=d.host)
         if d.state == S.CREATING.value and (d.next_attempt_at is None or d.next_attempt_at <= now):
             if d.template_revision_id not in revisions:
