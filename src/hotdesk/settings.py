@@ -53,6 +53,12 @@ class ReconcilerSettings(BaseModel):
         description="SQLite: how often other processes' events are polled for wake-ups "
         "(PostgreSQL uses LISTEN/NOTIFY)",
     )
+    wakeup_min_gap_seconds: float = Field(
+        default=0.2,
+        ge=0,
+        description="a pool woken again within this time of its last plan waits for the rest "
+        "(a storm of claims costs a few plans, not one each)",
+    )
     breaker_failures: int = Field(
         default=5, ge=1, description="consecutive failed calls that open a provider's breaker"
     )

@@ -336,12 +336,12 @@ async def test_reconnect_racing_retention_expiry_keeps_the_desktop(
     world.clock.advance(61)
     planned = reconcile._plan
 
-    def plan_then_reconnect(session: Any, ctx: Any, pool: Any, rows: Any, now: Any) -> Any:
-        plan = planned(session, ctx, pool, rows, now)
+    def plan_then_reconnect(session: Any, ctx: Any, pool: Any, now: Any) -> Any:
+        plan, rows = planned(session, ctx, pool, now)
         assert plan.expire == (desktop_id,)
         card = _in_another_thread(lambda: claims.connect(world.ctx, alice, "lab"))
         assert card.state is CardState.CONNECTED and card.desktop_id == desktop_id
-        return plan
+        return plan, rows
 
     monkeypatch.setattr(reconcile, "_plan", plan_then_reconnect)
     pool_id = pools.get_pool_row(world.ctx, world.admin, "lab").id

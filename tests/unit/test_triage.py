@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 
 from hotdesk.domain.pools import DesktopView, PlanInput, plan_pool
 from hotdesk.domain.states import DesktopState
-from hotdesk.domain.triage import needs_pass, summarize
+from hotdesk.domain.triage import (
+    creates_from_counts,
+    needs_desktop_rows,
+    needs_pass,
+    summarize,
+)
 
 S = DesktopState
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -52,6 +57,19 @@ def pools(draw: st.DrawFn) -> tuple[PlanInput, list[DesktopView]]:
     )
     count = draw(st.integers(0, 14))
     return sizing, [draw(desktop_views(i)) for i in range(count)]
+
+
+@settings(max_examples=500)
+@given(pools(), st.integers(0, 3))
+def test_counts_alone_plan_what_the_rows_would_when_nothing_is_destroyed(
+    pool: tuple[PlanInput, list[DesktopView]], waiting: int
+) -> None:
+    sizing, desktops = pool
+    summary = summarize(desktops, waiting=waiting)
+    plan = plan_pool(sizing, desktops, now=NOW, waiting=waiting)
+    assert creates_from_counts(sizing, summary) == plan.create
+    if not needs_desktop_rows(sizing, summary, now=NOW):
+        assert (plan.expire, plan.remove_failed, plan.drain, plan.retire) == ((), (), (), ())
 
 
 @settings(max_examples=500)

@@ -15,12 +15,14 @@ from datetime import datetime
 from hotdesk.domain.pools import (
     DesktopView,
     PlanInput,
+    PoolCounts,
     count_state_groups,
     desktops_to_create,
 )
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
 
 S = DesktopState
+PLATFORM_WORK = PROVISIONING_STATES | {S.DELETING}  # calls to start or results to collect
 
 
 @dataclass(frozen=True)
@@ -46,18 +48,37 @@ class PoolSummary:
 def needs_pass(sizing: PlanInput, summary: PoolSummary, *, now: datetime) -> bool:
     """Whether the pool may need anything from a full pass now (never misses; may be true
     for a pass that then finds nothing to do)."""
-    if sizing.draining or summary.waiting:
+    if summary.waiting or needs_desktop_rows(sizing, summary, now=now):
+        return True
+    if any(g.state in PLATFORM_WORK for g in summary.groups):
+        return True
+    return creates_from_counts(sizing, summary) > 0
+
+
+def needs_desktop_rows(sizing: PlanInput, summary: PoolSummary, *, now: datetime) -> bool:
+    """Whether a plan may destroy particular desktops (expired, failed, drained, stranded):
+    only then must it look at every desktop row; otherwise counts decide the plan."""
+    if sizing.draining:
         return True
     if sizing.datastores and any(
         ds is not None and ds not in sizing.datastores for ds in summary.idle_datastores
     ):
         return True
-    if any(_group_is_due(sizing, group, now) for group in summary.groups):
-        return True
-    if sizing.provisioning_paused:
-        return False
-    counts = count_state_groups((g.state, g.unassigned, g.count) for g in summary.groups)
-    return desktops_to_create(sizing, counts) > 0
+    return any(_group_is_due(sizing, group, now) for group in summary.groups)
+
+
+def creates_from_counts(sizing: PlanInput, summary: PoolSummary) -> int:
+    """How many desktops a plan creates, from the counts alone (what ``plan_pool`` decides
+    when no desktop is to be destroyed)."""
+    if sizing.draining or sizing.provisioning_paused:
+        return 0
+    return desktops_to_create(sizing, counts_of(summary))
+
+
+def counts_of(summary: PoolSummary) -> PoolCounts:
+    """The pool status counts of a summary."""
+    groups = ((g.state, g.unassigned, g.count) for g in summary.groups)
+    return count_state_groups(groups, waiting=summary.waiting)
 
 
 def summarize(desktops: Sequence[DesktopView], *, waiting: int = 0) -> PoolSummary:
@@ -85,8 +106,6 @@ def summarize(desktops: Sequence[DesktopView], *, waiting: int = 0) -> PoolSumma
 
 
 def _group_is_due(sizing: PlanInput, group: StateGroup, now: datetime) -> bool:
-    if group.state in PROVISIONING_STATES or group.state is S.DELETING:
-        return True  # platform work to start or to collect
     if group.state is S.FAILED:
         since = group.earliest_state_since
         return since is None or since + sizing.failed_keep <= now

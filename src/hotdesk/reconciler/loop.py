@@ -55,6 +55,8 @@ class Reconciler:
         self.leases = LeaseKeeper(ctx, instance)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._inflight_pools: dict[str, str] = {}  # desktop id -> pool id
+        self._planned_at: dict[str, float] = {}  # pool id -> when last planned (monotonic)
+        self._deferred: dict[str, float] = {}  # woken pool id -> when its gap is over
         self._creating: dict[str, int] = {}  # create calls in flight, by provider
         self._wake: asyncio.Event | None = None
         self.passes = 0
@@ -86,22 +88,34 @@ class Reconciler:
                 if now >= next_full:
                     next_full = now + self.ctx.settings.interval_seconds
                     self.ctx.wakeups.take()
+                    self._deferred.clear()
                     await self.run_pass()
                     if self.leases.holds(UPKEEP):
                         await self.upkeep.maybe_run()
                 else:
-                    for pool_id in self.ctx.wakeups.take():
-                        await self.reconcile_pool(pool_id)
+                    await self._reconcile_woken()
             except Exception:
                 log.exception("reconcile pass failed; retrying on the next tick")
             wake.clear()
             if self.ctx.wakeups_pending():
                 continue
-            await _wait(stop, wake, max(0.0, next_full - time.monotonic()))
+            until = min([next_full, *self._deferred.values()])
+            await _wait(stop, wake, max(0.0, until - time.monotonic()))
         await self.settle()
         await heartbeat
         await asyncio.to_thread(relay.stop)
         await self.leases.release()
+
+    async def _reconcile_woken(self) -> None:
+        """Plan the pools woken up. A pool planned less than ``wakeup_min_gap_seconds`` ago
+        waits for the rest of the gap, so a storm of claims costs a few plans, not one each."""
+        gap = self.ctx.settings.wakeup_min_gap_seconds
+        for pool_id in self.ctx.wakeups.take():
+            self._deferred.setdefault(pool_id, self._planned_at.get(pool_id, -gap) + gap)
+        now = time.monotonic()
+        for pool_id in [p for p, due in self._deferred.items() if due <= now]:
+            del self._deferred[pool_id]
+            await self.reconcile_pool(pool_id)
 
     async def run_pass(self) -> None:
         """One pass over the pools this process holds a lease on, then queued operations.
@@ -153,6 +167,7 @@ class Reconciler:
         lease = self.leases.token_for(pool_id)
         if lease is None:
             return  # another broker process reconciles it
+        self._planned_at[pool_id] = time.monotonic()
         work = await asyncio.to_thread(rs.plan_pool_pass, self.ctx, pool_id, lease=lease)
         if not work.provider_id or not await self._provider_available(work.provider_id):
             return

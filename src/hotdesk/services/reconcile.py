@@ -19,6 +19,12 @@ from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
 from hotdesk.domain.names import desktop_tags
 from hotdesk.domain.pools import PoolPlan, plan_pool, retention_deadline
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
+from hotdesk.domain.triage import (
+    PLATFORM_WORK,
+    counts_of,
+    creates_from_counts,
+    needs_desktop_rows,
+)
 from hotdesk.observability.metrics import PROVISIONING_FAILURES
 from hotdesk.providers.base import (
     AgentBootstrap,
@@ -36,7 +42,7 @@ from hotdesk.services.leases import forget_pool_lease, lease_still_held, pool_le
 from hotdesk.services.lookup import desktop_view, live_desktops, lock_pool
 from hotdesk.services.queue import expire_stale_entries, serve_queue
 from hotdesk.services.sessions import release_desktop
-from hotdesk.services.triage import plan_input
+from hotdesk.services.triage import plan_input, pool_summaries
 
 S = DesktopState
 ACTOR = "system:reconciler"
@@ -116,8 +122,7 @@ def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None
             return PoolWork(pool_id=pool_id)
         expire_stale_entries(session, ctx, pool.id, now)
         serve_queue(session, ctx, pool, now)
-        desktops = live_desktops(session, pool.id)  # loaded once; applying updates these rows
-        plan = _plan(session, ctx, pool, desktops, now)
+        plan, desktops = _plan(session, ctx, pool, now)  # applying the plan updates these rows
         desktops += _apply_plan(session, ctx, pool, plan, now)
         _finish_drain_if_empty(session, pool, now)
         work = _collect_work(session, ctx, pool, now, lease, desktops)
@@ -126,11 +131,27 @@ def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None
 
 
 def _plan(
-    session: Session, ctx: BrokerContext, pool: PoolRow, rows: list[DesktopRow], now: datetime
-) -> PoolPlan:
-    desktops = [desktop_view(d) for d in rows]
+    session: Session, ctx: BrokerContext, pool: PoolRow, now: datetime
+) -> tuple[PoolPlan, list[DesktopRow]]:
+    """The plan, and the desktop rows work is collected from.
+
+    When no desktop can be due for destruction the counts decide (one grouped query) and only
+    the desktops with platform work are loaded; otherwise every live desktop is.
+    """
     budget = _provider_budget(session, pool.provider_id)
-    return plan_pool(plan_input(ctx, pool, now, provider_budget=budget), desktops, now=now)
+    sizing = plan_input(ctx, pool, now, provider_budget=budget)
+    summary = pool_summaries(session, [pool.id], {pool.id: pool})[pool.id]
+    if not needs_desktop_rows(sizing, summary, now=now):
+        plan = PoolPlan(create=creates_from_counts(sizing, summary), counts=counts_of(summary))
+        return plan, _desktops_with_platform_work(session, pool.id)
+    rows = live_desktops(session, pool.id)
+    return plan_pool(sizing, [desktop_view(d) for d in rows], now=now), rows
+
+
+def _desktops_with_platform_work(session: Session, pool_id: str) -> list[DesktopRow]:
+    states = [s.value for s in PLATFORM_WORK]
+    query = select(DesktopRow).where(DesktopRow.pool_id == pool_id, DesktopRow.state.in_(states))
+    return list(session.scalars(query))
 
 
 def _count_provider_state(session: Session, provider_id: str, state: DesktopState) -> int:
