@@ -54,7 +54,7 @@ class ReconcilerSettings(BaseModel):
         "(PostgreSQL uses LISTEN/NOTIFY)",
     )
     wakeup_min_gap_seconds: float = Field(
-        default=0.2,
+        default=0.05,
         ge=0,
         description="a pool woken again within this time of its last plan waits for the rest "
         "(a storm of claims costs a few plans, not one each)",
