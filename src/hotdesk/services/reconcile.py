@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from hotdesk.db.models import DesktopRow, PoolRow, ProviderRow, TemplateRevisionRow
 from hotdesk.domain.durations import format_duration
 from hotdesk.domain.errors import PermanentError, ProviderError, TemporaryError
-from hotdesk.domain.names import desktop_tags
 from hotdesk.domain.pools import PoolPlan, plan_pool, retention_deadline
 from hotdesk.domain.states import PROVISIONING_STATES, DesktopState
 from hotdesk.domain.triage import (
@@ -27,15 +26,14 @@ from hotdesk.domain.triage import (
 )
 from hotdesk.observability.metrics import PROVISIONING_FAILURES
 from hotdesk.providers.base import (
-    AgentBootstrap,
     ConsoleEndpoint,
     CreateRequest,
     Instance,
     InstanceRef,
-    TemplateSpec,
 )
-from hotdesk.services.agent import agent_token, context_secret
+from hotdesk.services.agent import context_secret
 from hotdesk.services.context import BrokerContext
+from hotdesk.services.create_requests import create_request
 from hotdesk.services.events import lock_desktop, move_desktop, record_event
 from hotdesk.services.intents import add_desktop_intent, choose_datastore
 from hotdesk.services.leases import forget_pool_lease, lease_still_held, pool_lease
@@ -258,7 +256,7 @@ def _collect_work(
                 revisions[d.template_revision_id] = session.get(
                     TemplateRevisionRow, d.template_revision_id
                 )
-            request = _create_request(ctx, pool, d, revisions[d.template_revision_id])
+            request = create_request(ctx, pool, d, revisions[d.template_revision_id])
             job = CreateJob(
                 d.id,
                 pool.id,
@@ -279,44 +277,6 @@ def _collect_work(
         elif d.state == S.DELETING.value:
             work.deletes.append(DeleteJob(d.id, pool.id, pool.provider_id, ref, lease))
     return work
-
-
-def template_spec(spec: dict[str, object], *, pool_network: str | None) -> TemplateSpec:
-    """A template revision's stored spec as the platform-neutral ``TemplateSpec``."""
-    networks = [str(n) for n in spec.get("networks") or []]  # type: ignore[attr-defined]
-    if pool_network and pool_network not in networks:
-        networks.append(pool_network)
-    return TemplateSpec(
-        image=str(spec.get("image", "")),
-        vcpus=int(spec.get("vcpus", 1)),  # type: ignore[call-overload]
-        memory_mib=int(spec.get("memory_mib", 1024)),  # type: ignore[call-overload]
-        disk_gib=spec.get("disk_gib"),  # type: ignore[arg-type]
-        networks=tuple(networks),
-        security_groups=tuple(spec.get("security_groups") or ()),  # type: ignore[arg-type]
-        has_agent=bool(spec.get("has_agent", False)),
-        extra=dict(spec.get("extra") or {}),  # type: ignore[call-overload]
-    )
-
-
-def _create_request(
-    ctx: BrokerContext, pool: PoolRow, d: DesktopRow, rev: TemplateRevisionRow | None
-) -> CreateRequest:
-    spec = rev.spec if rev else {}
-    agent = None
-    if spec.get("has_agent") and ctx.settings.agent_url:
-        assert ctx.agent_secret is not None
-        token = agent_token(ctx.agent_secret, d.id)
-        agent = AgentBootstrap(url=ctx.settings.agent_url, desktop_id=d.id, token=token)
-    return CreateRequest(
-        agent=agent,
-        name=d.name,
-        display_name=d.display_name,
-        tags=desktop_tags(broker_id=ctx.broker_id, pool_id=pool.id, desktop_id=d.id),
-        template=template_spec(spec, pool_network=pool.spec.get("network")),
-        target=pool.spec.get("target"),
-        project=pool.spec.get("project"),
-        datastore=d.datastore,
-    )
 
 
 # --- applying results ------------------------------------------------------------------
