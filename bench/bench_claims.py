@@ -725,6 +725,18 @@ def run_create_delay(
     return delays
 
 
+def database_kinds(db: str) -> Iterator[str]:
+    """``sqlite`` and/or ``postgres`` as ``--db`` asks; PostgreSQL skipped, with the reason,
+    when no server answers."""
+    for kind in ["sqlite", "postgres"] if db == "both" else [db]:
+        if kind == "postgres":
+            reason = postgres_unavailable_reason()
+            if reason:
+                print(f"\n=== PostgreSQL skipped: {reason}")
+                continue
+        yield kind
+
+
 @contextlib.contextmanager
 def _wrapped(owner: Any, name: str, hook: Callable[..., Any]) -> Iterator[None]:
     """Replace ``owner.name`` by ``hook(original, *args, **kwargs)`` for the block (timing)."""
@@ -934,14 +946,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  goals: claim p99 <= {CLAIM_GOAL_MS:.0f} ms; claim -> create <= "
         f"{CREATE_DELAY_GOAL_MS:.0f} ms"
     )
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     started = time.perf_counter()
-    for kind in kinds:
-        if kind == "postgres":
-            reason = postgres_unavailable_reason()
-            if reason:
-                print(f"\n=== PostgreSQL skipped: {reason}")
-                continue
+    for kind in database_kinds(args.db):
         bench_database(kind, args)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0

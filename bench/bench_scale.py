@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.support`` importa
     sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import event, func, insert, select, text  # noqa: E402
-from tests.support import World, make_world, postgres_unavailable_reason  # noqa: E402
+from tests.support import World, make_world  # noqa: E402
 
 from bench.bench_claims import (  # noqa: E402
     CpuMeter,
@@ -69,6 +69,7 @@ from bench.bench_claims import (  # noqa: E402
     ThrowawayPostgres,
     _load,
     _short_sql,
+    database_kinds,
     postgres_settings,
 )
 from hotdesk.db.models import (  # noqa: E402
@@ -847,15 +848,10 @@ def main(argv: list[str] | None = None) -> int:
         else "  ! seeding check: the bulk-seeded rows differ from the reconciler's:\n    "
         + "\n    ".join(diffs)
     )
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     results: list[SizeResult] = []
     started = time.perf_counter()
-    for kind in kinds:
+    for kind in database_kinds(args.db):
         if kind == "postgres":
-            reason = postgres_unavailable_reason()
-            if reason:
-                print(f"\n=== PostgreSQL skipped: {reason}")
-                continue
             pg = ThrowawayPostgres()
             try:
                 print(f"\n=== PostgreSQL: {postgres_settings(pg.url)}")

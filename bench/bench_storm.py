@@ -47,7 +47,7 @@ if str(ROOT) not in sys.path:  # run as a script: make ``tests.support`` importa
     sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
-from tests.support import World, make_world, postgres_unavailable_reason  # noqa: E402
+from tests.support import World, make_world  # noqa: E402
 
 from bench.bench_claims import (  # noqa: E402
     CpuMeter,
@@ -57,6 +57,7 @@ from bench.bench_claims import (  # noqa: E402
     ThrowawayPostgres,
     _breakdown,
     _load,
+    database_kinds,
     double_assignments,
     pct,
     postgres_settings,
@@ -526,14 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         f"load {_load()}; goals: storm all served and p99 <= {STORM_P99_GOAL_MS:.0f} ms; "
         f"refill ideal/actual >= {REFILL_GOAL:.0%}"
     )
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     started = time.perf_counter()
-    for kind in kinds:
-        if kind == "postgres":
-            reason = postgres_unavailable_reason()
-            if reason:
-                print(f"\n=== PostgreSQL skipped: {reason}")
-                continue
+    for kind in database_kinds(args.db):
         dbs = open_databases(kind)
         try:
             if "storm" in parts:
