@@ -157,6 +157,10 @@ def _create_desktops() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
     )
+    _index_desktops()
+
+
+def _index_desktops() -> None:
     with op.batch_alter_table("desktops", schema=None) as batch_op:
         batch_op.create_index("ix_desktops_pool_state", ["pool_id", "state"], unique=False)
         batch_op.create_index(batch_op.f("ix_desktops_tenant_id"), ["tenant_id"], unique=False)
