@@ -99,12 +99,6 @@ class PoolWork:
     plan: PoolPlan | None = None
 
 
-def list_pool_ids(ctx: BrokerContext) -> list[str]:
-    """Pools the reconciler looks after (live and draining)."""
-    with ctx.db.read() as session:
-        return list(session.scalars(select(PoolRow.id).where(PoolRow.deleted_at.is_(None))))
-
-
 def plan_pool_pass(ctx: BrokerContext, pool_id: str, *, lease: str | None = None) -> PoolWork:
     """Decide and record what the pool needs now; return the platform calls to make.
 
